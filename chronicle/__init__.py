@@ -1,0 +1,1 @@
+"""The composition root: the `chronicle` command line that wires every process together."""

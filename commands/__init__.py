@@ -1,0 +1,1 @@
+"""The write side: the bank ledger domain (pure deciders) and the command API."""

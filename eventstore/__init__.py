@@ -1,0 +1,1 @@
+"""The append-only event log: interface, PostgreSQL and SQLite backends, and the relay."""

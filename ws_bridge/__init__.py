@@ -1,0 +1,1 @@
+"""The stateless WebSocket bridge that fans committed events out to dashboards."""
