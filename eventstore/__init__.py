@@ -1,1 +1,58 @@
-"""The append-only event log: interface, PostgreSQL and SQLite backends, and the relay."""
+"""The append-only event log: interface, PostgreSQL and SQLite backends, and the relay.
+
+The public surface is re-exported here; see :class:`eventstore.store.EventStore` for the
+contract and docs/eventstore.md for the ordering design.
+"""
+
+from eventstore.errors import (
+    BatchTooLarge,
+    ConcurrencyError,
+    EventIdConflict,
+    EventStoreError,
+    InvalidAppend,
+    InvalidEvent,
+    InvalidStreamId,
+    InvalidVersion,
+    MigrationError,
+    SchemaNotReady,
+    StoreUnavailable,
+)
+from eventstore.factory import open_event_store
+from eventstore.limits import Limits
+from eventstore.model import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamState,
+    category_of,
+)
+from eventstore.store import EventStore, PollPolicy
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendResult",
+    "BatchTooLarge",
+    "ConcurrencyError",
+    "EventIdConflict",
+    "EventStore",
+    "EventStoreError",
+    "ExpectedVersion",
+    "InvalidAppend",
+    "InvalidEvent",
+    "InvalidStreamId",
+    "InvalidVersion",
+    "Limits",
+    "MigrationError",
+    "NewEvent",
+    "PollPolicy",
+    "RecordedEvent",
+    "SchemaNotReady",
+    "StoreUnavailable",
+    "StreamState",
+    "category_of",
+    "open_event_store",
+]

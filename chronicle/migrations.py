@@ -1,0 +1,11 @@
+"""Every component's schema migrations, in one list for `chronicle migrate` and tests."""
+
+from __future__ import annotations
+
+from eventstore import schema as eventstore_schema
+from eventstore.migrations import Migration
+
+
+def all_migrations() -> list[Migration]:
+    """The migrations of every component of this build."""
+    return [*eventstore_schema.migrations()]

@@ -1,0 +1,56 @@
+"""Running processes: signal handling, HTTP servers, and the shared backing services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger(__name__)
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` on a fresh event loop; SIGINT/SIGTERM set ``stop``.
+
+    ``main`` must return promptly once ``stop`` is set (drain, close, return).
+    """
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await main(stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(runner())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process's stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve an ASGI app until ``stop`` is set, then shut down gracefully."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopper.cancel()
+    await task
+    if not server.started and task in done:
+        raise RuntimeError(f"HTTP server on {host}:{port} failed to start")
