@@ -22,6 +22,7 @@ from eventstore.errors import (
     ConcurrencyError,
     EventIdConflict,
     EventStoreError,
+    InvalidVersion,
     SchemaNotReady,
     StoreUnavailable,
 )
@@ -274,6 +275,28 @@ class PostgresEventStore(EventStore):
                 stream_id,
             )
         return int(value)
+
+    async def load_checkpoint(self, name: str) -> int:
+        async with translate_errors():
+            value = await self._pool.fetchval(
+                "SELECT position FROM chronicle_checkpoints WHERE name = $1", name
+            )
+        return int(value or 0)
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        check_non_negative("position", position)
+        async with translate_errors():
+            stored = await self._pool.fetchval(
+                """INSERT INTO chronicle_checkpoints AS c (name, position) VALUES ($1, $2)
+                   ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+                       updated_at = now()
+                   WHERE c.position <= excluded.position
+                   RETURNING position""",
+                name,
+                position,
+            )
+        if stored is None:
+            raise InvalidVersion(f"checkpoint {name!r} is beyond {position}; it never goes back")
 
     async def ping(self) -> None:
         async with translate_errors():

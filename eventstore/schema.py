@@ -15,4 +15,11 @@ def migrations() -> list[Migration]:
             postgres=sql_resource("eventstore.sql", "pg_0001_events.sql"),
             sqlite=sql_resource("eventstore.sql", "sqlite_0001_events.sql"),
         ),
+        Migration(
+            component="eventstore",
+            version=2,
+            name="checkpoints",
+            postgres=sql_resource("eventstore.sql", "pg_0002_checkpoints.sql"),
+            sqlite=sql_resource("eventstore.sql", "sqlite_0002_checkpoints.sql"),
+        ),
     ]

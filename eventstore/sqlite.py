@@ -23,6 +23,7 @@ from eventstore.errors import (
     ConcurrencyError,
     EventIdConflict,
     EventStoreError,
+    InvalidVersion,
     SchemaNotReady,
     StoreUnavailable,
 )
@@ -174,6 +175,29 @@ class SqliteEventStore(EventStore):
     async def stream_version(self, stream_id: str) -> int:
         check_stream_id(stream_id, self.limits)
         return await self._reader.run(lambda conn: _version(conn, stream_id))
+
+    async def load_checkpoint(self, name: str) -> int:
+        sql = "SELECT position FROM chronicle_checkpoints WHERE name = ?"
+
+        def load(conn: sqlite3.Connection) -> int:
+            row = conn.execute(sql, (name,)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._reader.run(load)
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        check_non_negative("position", position)
+        sql = """INSERT INTO chronicle_checkpoints (name, position) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+                     updated_at = CURRENT_TIMESTAMP
+                 WHERE position <= excluded.position
+                 RETURNING position"""
+
+        def save(conn: sqlite3.Connection) -> bool:
+            return conn.execute(sql, (name, position)).fetchone() is not None
+
+        if not await self._writer.run(save):
+            raise InvalidVersion(f"checkpoint {name!r} is beyond {position}; it never goes back")
 
     async def ping(self) -> None:
         await self._reader.run(lambda conn: conn.execute("SELECT 1 FROM chronicle_events LIMIT 1"))

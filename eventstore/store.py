@@ -90,6 +90,15 @@ class EventStore(abc.ABC):
         """The stream's current version (0 when it has no events)."""
 
     @abc.abstractmethod
+    async def load_checkpoint(self, name: str) -> int:
+        """The position a follower named ``name`` saved last (0 if it never saved)."""
+
+    @abc.abstractmethod
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Durably record ``position`` for the follower ``name``. Saving a position lower
+        than the stored one is refused with InvalidVersion: checkpoints never go back."""
+
+    @abc.abstractmethod
     async def ping(self) -> None:
         """Return when the database answers; raise StoreUnavailable otherwise."""
 
