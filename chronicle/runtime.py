@@ -7,9 +7,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+
+from eventstore import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,16 @@ async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> Non
     await task
     if not server.started and task in done:
         raise RuntimeError(f"HTTP server on {host}:{port} failed to start")
+
+
+@dataclass
+class Resources:
+    """Backing services opened once and shared by the processes of one OS process.
+
+    ``chronicle serve <process>`` opens its own; ``chronicle up`` opens one set and hands
+    it to every process, so the embedded SQLite store and in-process bus are shared.
+    ``bus`` is typed by the messaging module (the event bus interface).
+    """
+
+    store: EventStore
+    bus: Any = None
