@@ -1,0 +1,1 @@
+"""The bank ledger's pure domain: deciders for accounts and transfers. No I/O here."""
