@@ -7,6 +7,7 @@ the registry, and injection on for the namespace. Auth is never disabled in prod
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -96,6 +97,15 @@ def test_processes_use_the_mesh_keys(mesh: Manifests) -> None:
     (authn,) = mesh.of_kind("RequestAuthentication")
     (rule,) = authn["spec"]["jwtRules"]
     assert mesh.config()["CHRONICLE_JWT_JWKS_URL"] == rule["jwksUri"]
+
+
+def test_identity_provider_is_reachable_through_the_registry(mesh: Manifests) -> None:
+    (authn,) = mesh.of_kind("RequestAuthentication")
+    (rule,) = authn["spec"]["jwtRules"]
+    host = urlsplit(rule["jwksUri"]).hostname
+    entries = [e for e in mesh.of_kind("ServiceEntry") if host in e["spec"]["hosts"]]
+    assert entries, f"no ServiceEntry for {host}"
+    assert {p["number"] for e in entries for p in e["spec"]["ports"]} == {443}
 
 
 def test_sidecar_egress_is_registry_only(mesh: Manifests) -> None:
