@@ -22,6 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON-escaped NUL that is not itself an escaped backslash followed by "u0000":
 # PostgreSQL's jsonb cannot store U+0000, so both backends refuse it alike.
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +90,18 @@ def encode_events(events: Sequence[NewEvent], limits: Limits) -> list[EncodedEve
         raise InvalidEvent("an append needs at least one event")
     if len(events) > limits.max_batch:
         raise BatchTooLarge(f"{len(events)} events in one append, at most {limits.max_batch}")
-    encoded = [_encode_one(event, limits) for event in events]
+    encoded: list[EncodedEvent] = []
+    for event in events:
+        # Events of one command usually share one metadata object: encode it once.
+        shared = encoded[-1] if encoded and encoded[-1].event.metadata is event.metadata else None
+        encoded.append(_encode_one(event, limits, shared.metadata_json if shared else None))
     ids = {item.event.event_id for item in encoded}
     if len(ids) != len(encoded):
         raise InvalidEvent("the same event id appears twice in one append")
     return encoded
 
 
-def _encode_one(event: NewEvent, limits: Limits) -> EncodedEvent:
+def _encode_one(event: NewEvent, limits: Limits, metadata_json: str | None) -> EncodedEvent:
     if not isinstance(event, NewEvent):
         raise InvalidEvent(f"expected a NewEvent, got {type(event).__name__}")
     if not isinstance(event.type, str) or not event.type:
@@ -104,7 +109,8 @@ def _encode_one(event: NewEvent, limits: Limits) -> EncodedEvent:
     if len(event.type) > limits.max_type_length or _CONTROL.search(event.type):
         raise InvalidEvent(f"event type {event.type[:50]!r} is too long or has control chars")
     data_json = _encode_object("data", event.data)
-    metadata_json = _encode_object("metadata", event.metadata)
+    if metadata_json is None:
+        metadata_json = _encode_object("metadata", event.metadata)
     size = len(data_json.encode()) + len(metadata_json.encode())
     if size > limits.max_event_bytes:
         raise InvalidEvent(
@@ -118,10 +124,12 @@ def _encode_object(name: str, value: Mapping[str, Any]) -> str:
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"event {name} must be a JSON object, got {type(value).__name__}")
     try:
-        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(dict(value))
         text.encode()
     except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"event {name} is not valid JSON: {exc}") from exc
-    if _ESCAPED_NUL.search(text):
+    # The substring test is cheap and almost always false; the regex rules out an
+    # escaped backslash followed by the letters "u0000".
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise InvalidEvent(f"event {name} contains a NUL character (U+0000)")
     return text

@@ -72,7 +72,8 @@ class RecordedEvent:
 class AppendResult:
     """The outcome of an append: the stream's version and the last event's position after
     it, and the recorded events. ``replayed`` is true when every event was already stored
-    (an idempotent retry) and nothing was written."""
+    (an idempotent retry) and nothing was written; the events are then the stored ones.
+    Freshly written events carry (shallow copies of) the caller's data and metadata."""
 
     stream_id: str
     version: int

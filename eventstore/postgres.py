@@ -1,9 +1,10 @@
 """The PostgreSQL backend (asyncpg), the production event store.
 
-One append is one round trip: the ``chronicle_append`` function (see
-``sql/pg_0001_events.sql``) checks idempotency and the expected version and inserts the
-batch in the caller's implicit transaction. Readers of the global order apply the MVCC
-fence described in docs/eventstore.md.
+An append is one statement in its own implicit transaction: it reads the stream's
+version, checks the expectation and inserts the batch (see ``APPEND_SQL``). Everything
+unusual (a version race, an idempotent retry, a reused event id) is sorted out after the
+statement was rejected, so the common case pays for nothing else. Readers of the global
+order apply the MVCC fence described in docs/eventstore.md.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import json
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
 from eventstore.errors import (
-    BatchTooLarge,
     ConcurrencyError,
     EventIdConflict,
     EventStoreError,
@@ -27,6 +26,7 @@ from eventstore.errors import (
     StoreUnavailable,
 )
 from eventstore.limits import (
+    EncodedEvent,
     Limits,
     check_expected_version,
     check_non_negative,
@@ -38,6 +38,38 @@ from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, Recor
 from eventstore.signal import AppendSignal
 from eventstore.store import EventStore
 
+# The read order (the one place it is made). A position is
+#     (top-level transaction id << 16) + index of the event within its transaction.
+# Readers only read positions below (snapshot xmin << 16) -- see _FENCE. Every
+# transaction whose id is below the snapshot's xmin has ended, so no event can ever
+# appear below that fence again, while events above it wait for a later read. Positions
+# therefore come out strictly increasing and none is skipped, without any lock shared
+# by writers. A transaction that took its id early and commits late is waited for: a
+# long-open transaction delays readers, it never makes one skip or reorder.
+#
+# $1 stream id, $2 expected version (NULL = any), $3..$6 ids, types, data, metadata,
+# $7 how many positions this transaction used already (0 in autocommit, which is how the
+# store appends; explicit transactions that append twice pass the running count, and a
+# wrong count fails on the primary key rather than reusing a position).
+# No row comes back when the expectation fails; a unique violation means a concurrent
+# append to the stream or an event id stored already.
+APPEND_SQL = """
+WITH current AS (
+    SELECT coalesce(max(version), 0) AS version
+      FROM chronicle_events WHERE stream_id = $1
+), xact AS (
+    SELECT (pg_current_xact_id()::text::bigint << 16) + $7::int AS base
+)
+INSERT INTO chronicle_events (position, event_id, stream_id, version, type, data, metadata)
+SELECT xact.base + n.ord, n.id, $1, current.version + n.ord, n.type,
+       n.data::jsonb, n.metadata::jsonb
+  FROM current, xact,
+       unnest($3::uuid[], $4::text[], $5::text[], $6::text[])
+           WITH ORDINALITY AS n(id, type, data, metadata, ord)
+ WHERE $2::bigint IS NULL OR $2::bigint = current.version
+RETURNING version, position, recorded_at
+"""
+
 _COLUMNS = "position, event_id, stream_id, version, type, data::text, metadata::text, recorded_at"
 
 # Everything below the oldest running transaction id has ended: the read fence.
@@ -45,11 +77,13 @@ _COLUMNS = "position, event_id, stream_id, version, type, data::text, metadata::
 # statement sees come from the same instant.
 _FENCE = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)"
 
+_CATEGORY = "split_part(stream_id, '-', 1)"
+
 _READ_ALL = {
     (False, False): "",
-    (True, False): " AND category = ANY($3::text[])",
+    (True, False): f" AND {_CATEGORY} = ANY($3::text[])",
     (False, True): " AND type = ANY($3::text[])",
-    (True, True): " AND category = ANY($3::text[]) AND type = ANY($4::text[])",
+    (True, True): f" AND {_CATEGORY} = ANY($3::text[]) AND type = ANY($4::text[])",
 }
 
 # A concurrent append to the same stream with ANY is retried this many times before the
@@ -67,23 +101,35 @@ _UNAVAILABLE = (
 )
 
 
+def translate(exc: Exception) -> Exception:
+    """The event store error for a driver error (see errors.py); others unchanged."""
+    if isinstance(exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError)):
+        return SchemaNotReady(f"event store schema missing, run `chronicle migrate`: {exc}")
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"PostgreSQL unavailable: {exc!r}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return EventStoreError(f"PostgreSQL error: {exc}")
+    return exc
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """Turn driver errors into the event store's tree (see errors.py)."""
+    """Turn driver errors raised inside the block into the event store's tree."""
     try:
         yield
     except EventStoreError:
         raise
-    except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError) as exc:
-        raise SchemaNotReady(f"event store schema missing, run `chronicle migrate`: {exc}") from exc
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
-    except asyncpg.UniqueViolationError:
-        raise  # the caller knows what a duplicate means for its statement
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate.startswith("CH"):
-            raise  # raised by chronicle_append; append() translates it
-        raise EventStoreError(f"PostgreSQL error: {exc}") from exc
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset round trip when a connection returns to the pool: the store
+    never hands connections out and its statements leave no session state behind (no
+    SET, LISTEN, advisory lock or open cursor), so there is nothing to reset."""
 
 
 class PostgresEventStore(EventStore):
@@ -112,6 +158,7 @@ class PostgresEventStore(EventStore):
             max_size=pool_size,
             command_timeout=command_timeout,
             timeout=10,
+            reset=_keep_session,
         )
         await pool
         return cls(pool, limits or Limits(), dsn)
@@ -132,88 +179,54 @@ class PostgresEventStore(EventStore):
             [e.event.type for e in encoded],
             [e.data_json for e in encoded],
             [e.metadata_json for e in encoded],
+            0,
         )
         for attempt in range(_ANY_RETRIES + 1):
+            race = False
             try:
-                async with translate_errors():
-                    rows = await self._pool.fetch(
-                        "SELECT * FROM chronicle_append($1, $2, $3, $4, $5, $6)", *args
-                    )
-                break
+                rows = await self._pool.fetch(APPEND_SQL, *args)
             except asyncpg.UniqueViolationError as exc:
-                await self._on_unique_violation(exc, stream_id, expected, attempt, args[2][0])
-            except asyncpg.PostgresError as exc:
-                await self._on_raise(exc, stream_id, expected, encoded[0].event.event_id)
-        if rows[0]["out_replayed"]:
-            return await self._replay(stream_id, args[2])
-        self._signal.notify()
-        return self._result(stream_id, encoded, rows)
+                race = exc.constraint_name == "chronicle_events_stream_version"
+                rows = []
+            except Exception as exc:
+                raise translate(exc) from exc
+            if rows:
+                self._signal.notify()
+                return _appended(stream_id, encoded, rows)
+            replay = await self._stored(stream_id, encoded)
+            if replay is not None:
+                return replay
+            # A version race lost with ANY is simply tried again on the fresh version.
+            if not (race and expected is None and attempt < _ANY_RETRIES):
+                await self._raise_rejection(stream_id, expected)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _replay(self, stream_id: str, ids: list[UUID]) -> AppendResult:
-        """The events as first recorded, for an append that was already done."""
+    async def _stored(self, stream_id: str, encoded: Sequence[EncodedEvent]) -> AppendResult | None:
+        """The recorded events when this batch is stored already (an idempotent retry);
+        None when none of its ids is stored. EventIdConflict when some are, with other
+        content, or not all of them are."""
+        ids = [item.event.event_id for item in encoded]
         async with translate_errors():
             rows = await self._pool.fetch(
                 f"SELECT {_COLUMNS} FROM chronicle_events WHERE event_id = ANY($1::uuid[])"
                 " ORDER BY position",
                 ids,
             )
-        events = tuple(_to_event(row) for row in rows)
+        if not rows:
+            return None
+        stored = {event.event_id: event for event in map(_to_event, rows)}
+        for item in encoded:
+            found = stored.get(item.event.event_id)
+            if found is None or found.stream_id != stream_id or found.type != item.event.type:
+                raise EventIdConflict(item.event.event_id, "another stream, type or batch")
+            if found.data != json.loads(item.data_json):
+                raise EventIdConflict(item.event.event_id, "other data")
+        events = tuple(stored[item.event.event_id] for item in encoded)
         return AppendResult(stream_id, events[-1].version, events[-1].position, events, True)
 
-    async def _on_unique_violation(
-        self,
-        exc: asyncpg.UniqueViolationError,
-        stream_id: str,
-        expected: int | None,
-        attempt: int,
-        first_id: UUID,
-    ) -> None:
-        """A concurrent append won a race: on the version, report (exact expectation) or
-        retry (ANY); on an event id, retry so the function finds and replays it."""
-        if exc.constraint_name == "chronicle_events_stream_version":
-            if expected is not None or attempt == _ANY_RETRIES:
-                current = await self.stream_version(stream_id)
-                shown = "any" if expected is None else expected
-                raise ConcurrencyError(stream_id, shown, current) from exc
-            return
-        if attempt >= 1:
-            raise EventIdConflict(first_id, "a concurrent append of other content") from exc
-
-    async def _on_raise(
-        self, exc: asyncpg.PostgresError, stream_id: str, expected: int | None, first_id: UUID
-    ) -> None:
-        if exc.sqlstate == "CH002":
-            detail = getattr(exc, "detail", None) or "0"
-            raise ConcurrencyError(stream_id, expected, int(detail)) from exc
-        if exc.sqlstate == "CH001":
-            raise EventIdConflict(first_id, "another stream, type or data") from exc
-        if exc.sqlstate == "CH003":
-            raise BatchTooLarge("too many events appended in one transaction") from exc
-        raise EventStoreError(f"append failed: {exc}") from exc  # pragma: no cover
-
-    @staticmethod
-    def _result(
-        stream_id: str, encoded: Sequence[Any], rows: Sequence[asyncpg.Record]
-    ) -> AppendResult:
-        recorded = tuple(
-            RecordedEvent(
-                event_id=row["out_event_id"],
-                stream_id=stream_id,
-                version=row["out_version"],
-                position=row["out_position"],
-                type=item.event.type,
-                data=json.loads(item.data_json),
-                metadata=json.loads(item.metadata_json),
-                recorded_at=row["out_recorded_at"],
-            )
-            for item, row in zip(encoded, rows, strict=True)
-        )
-        return AppendResult(
-            stream_id=stream_id,
-            version=recorded[-1].version,
-            position=recorded[-1].position,
-            events=recorded,
-        )
+    async def _raise_rejection(self, stream_id: str, expected: int | None) -> None:
+        current = await self.stream_version(stream_id)
+        raise ConcurrencyError(stream_id, "any" if expected is None else expected, current)
 
     async def read_stream(
         self,
@@ -323,3 +336,22 @@ def _to_event(row: asyncpg.Record) -> RecordedEvent:
         metadata=json.loads(row["metadata"]),
         recorded_at=row["recorded_at"],
     )
+
+
+def _appended(
+    stream_id: str, encoded: Sequence[EncodedEvent], rows: Sequence[asyncpg.Record]
+) -> AppendResult:
+    recorded = tuple(
+        RecordedEvent(
+            event_id=item.event.event_id,
+            stream_id=stream_id,
+            version=row["version"],
+            position=row["position"],
+            type=item.event.type,
+            data=dict(item.event.data),
+            metadata=dict(item.event.metadata),
+            recorded_at=row["recorded_at"],
+        )
+        for item, row in zip(encoded, rows, strict=True)
+    )
+    return AppendResult(stream_id, recorded[-1].version, recorded[-1].position, recorded)

@@ -275,8 +275,8 @@ def _append_locked(
                 version=current + offset,
                 position=int(row[0]),
                 type=item.event.type,
-                data=json.loads(item.data_json),
-                metadata=json.loads(item.metadata_json),
+                data=dict(item.event.data),
+                metadata=dict(item.event.metadata),
                 recorded_at=now,
             )
         )

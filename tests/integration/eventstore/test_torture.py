@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from eventstore import ANY, EventStore, NewEvent, open_event_store
+from eventstore.postgres import APPEND_SQL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -47,12 +48,14 @@ async def raw_append(conn: asyncpg.Connection, rng: random.Random, outcome: Outc
             await conn.fetchval("SELECT pg_current_xact_id()")
             await asyncio.sleep(rng.uniform(0, 0.02))
         await conn.fetch(
-            "SELECT * FROM chronicle_append($1, NULL, $2, $3, $4, $5)",
+            APPEND_SQL,
             stream,
+            None,
             ids,
             ["Tortured"] * len(ids),
             [json.dumps({"n": i}) for i in range(len(ids))],
             ["{}"] * len(ids),
+            0,
         )
         await asyncio.sleep(rng.uniform(0, 0.005))
     except asyncpg.UniqueViolationError:

@@ -1,0 +1,245 @@
+"""Append throughput on PostgreSQL: Chronicle's append against a raw insert baseline.
+
+(a) baseline: plain asyncpg INSERT into a bigserial table with a unique
+    (stream_id, version) and no ordering guarantee, single-event transactions;
+(b) Chronicle ``append`` (idempotent, version-checked, read-order safe), same load;
+(c) batches of 100 events per call against a raw 100-row insert;
+(d) the ``eventsourcing`` library's PostgreSQL application recorder, same single-event
+    appends (install the ``bench`` extra), from threads since it is synchronous.
+
+All against one scratch database of the same server, in one run.
+Usage: python -m bench.append [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench.common import (
+    Measurement,
+    create_scratch_database,
+    drop_database,
+    print_table,
+    report,
+    run_for,
+)
+from eventstore import ANY, NewEvent, open_event_store
+from eventstore.migrations import migrate
+from eventstore.schema import migrations
+
+PAYLOAD = {"account_id": "account-0001", "amount": 1250, "currency": "EUR", "note": "x" * 120}
+PAYLOAD_JSON = json.dumps(PAYLOAD)
+META = {"correlation_id": str(uuid.uuid4()), "actor": "bench"}
+META_JSON = json.dumps(META)
+STREAMS_PER_WRITER = 100
+
+BASELINE_DDL = """
+CREATE TABLE baseline_events (
+    id bigserial PRIMARY KEY,
+    stream_id text NOT NULL,
+    version bigint NOT NULL,
+    type text NOT NULL,
+    data jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream_id, version)
+)"""
+
+
+async def no_reset(connection: asyncpg.Connection) -> None:
+    """A pool release hook that skips asyncpg's session reset (what the store does)."""
+
+
+async def baseline_single(
+    url: str, writers: int, seconds: float, *, reset: bool = True
+) -> Measurement:
+    pool = await asyncpg.create_pool(
+        url, min_size=writers, max_size=writers, reset=None if reset else no_reset
+    )
+    versions: dict[str, int] = {}
+
+    async def op(worker: int, i: int) -> int:
+        stream = f"base{writers}{reset}-{worker}-{i % STREAMS_PER_WRITER}"
+        versions[stream] = version = versions.get(stream, 0) + 1
+        await pool.execute(
+            "INSERT INTO baseline_events (stream_id, version, type, data, metadata)"
+            " VALUES ($1, $2, 'Deposited', $3::jsonb, $4::jsonb)",
+            stream,
+            version,
+            PAYLOAD_JSON,
+            META_JSON,
+        )
+        return 1
+
+    label = "(a) raw INSERT" if reset else "(a') raw INSERT, pool without reset"
+    try:
+        return await run_for(f"{label}, {writers} writers", writers, seconds, op)
+    finally:
+        await pool.close()
+
+
+async def chronicle_single(url: str, writers: int, seconds: float) -> Measurement:
+    store = await open_event_store(url, pool_size=writers)
+
+    async def op(worker: int, i: int) -> int:
+        stream = f"chron{writers}-{worker}-{i % STREAMS_PER_WRITER}"
+        await store.append(stream, [NewEvent("Deposited", PAYLOAD, META)], ANY)
+        return 1
+
+    try:
+        return await run_for(f"(b) Chronicle append, {writers} writers", writers, seconds, op)
+    finally:
+        await store.close()
+
+
+async def baseline_batch(url: str, writers: int, seconds: float) -> Measurement:
+    pool = await asyncpg.create_pool(url, min_size=writers, max_size=writers, reset=no_reset)
+
+    async def op(worker: int, i: int) -> int:
+        # The client sends all 100 rows, as any real batch insert must.
+        await pool.execute(
+            "INSERT INTO baseline_events (stream_id, version, type, data, metadata)"
+            " SELECT $1, r.v, 'Deposited', r.d::jsonb, r.m::jsonb"
+            " FROM unnest($2::bigint[], $3::text[], $4::text[]) AS r(v, d, m)",
+            f"batchbase-{worker}-{i}",
+            list(range(1, 101)),
+            [PAYLOAD_JSON] * 100,
+            [META_JSON] * 100,
+        )
+        return 100
+
+    try:
+        return await run_for(f"(c) raw 100-row INSERT, {writers} writers", writers, seconds, op)
+    finally:
+        await pool.close()
+
+
+async def chronicle_batch(url: str, writers: int, seconds: float) -> Measurement:
+    store = await open_event_store(url, pool_size=writers)
+
+    async def op(worker: int, i: int) -> int:
+        events = [NewEvent("Deposited", PAYLOAD, META) for _ in range(100)]
+        await store.append(f"batch-{worker}-{i}", events, ANY)
+        return 100
+
+    try:
+        return await run_for(f"(c) Chronicle append x100, {writers} writers", writers, seconds, op)
+    finally:
+        await store.close()
+
+
+def eventsourcing_single(url: str, writers: int, seconds: float) -> Measurement | None:
+    """The eventsourcing library's recorder from ``writers`` threads (it is synchronous)."""
+    try:
+        from eventsourcing.persistence import StoredEvent
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+    except ImportError:
+        return None
+    parts = urlsplit(url)
+    datastore = PostgresDatastore(
+        parts.path.lstrip("/"),
+        parts.hostname or "127.0.0.1",
+        parts.port or 5432,
+        parts.username or "postgres",
+        parts.password or "",
+        pool_size=writers,
+    )
+    recorder = PostgresApplicationRecorder(datastore, events_table_name=f"es_events_{writers}")
+    recorder.create_table()
+    state = PAYLOAD_JSON.encode()
+    counts = [0] * writers
+    deadline = time.perf_counter() + seconds
+
+    def loop(worker: int) -> None:
+        ids = [uuid.uuid4() for _ in range(STREAMS_PER_WRITER)]
+        versions = [0] * STREAMS_PER_WRITER
+        while time.perf_counter() < deadline:
+            k = counts[worker] % STREAMS_PER_WRITER
+            versions[k] += 1
+            event = StoredEvent(ids[k], versions[k], "bank:Deposited", state)
+            recorder.insert_events([event])
+            counts[worker] += 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    datastore.close()
+    name = f"(d) eventsourcing recorder, {writers} writers"
+    return Measurement(name, sum(counts), sum(counts), elapsed)
+
+
+async def main(seconds: float) -> None:
+    name, url = await create_scratch_database("chronicle_bench_append")
+    try:
+        await migrate(url, migrations())
+        conn = await asyncpg.connect(url)
+        await conn.execute(BASELINE_DDL)
+        await conn.close()
+        results: dict[str, Measurement] = {}
+        for writers in (8, 32):
+            results[f"a{writers}"] = await baseline_single(url, writers, seconds)
+            results[f"a_nr{writers}"] = await baseline_single(url, writers, seconds, reset=False)
+            results[f"b{writers}"] = await chronicle_single(url, writers, seconds)
+            es = await asyncio.to_thread(eventsourcing_single, url, writers, seconds)
+            if es is not None:
+                results[f"d{writers}"] = es
+        results["c_raw"] = await baseline_batch(url, 8, seconds)
+        results["c_ours"] = await chronicle_batch(url, 8, seconds)
+    finally:
+        await drop_database(name)
+    summarize(results)
+
+
+def summarize(results: dict[str, Measurement]) -> None:
+    rows = [(m.name, f"{m.items_per_second:,.0f}", f"{m.operations:,}") for m in results.values()]
+    print_table("append throughput (events/s)", rows, ("case", "events/s", "calls"))
+    ratios = [
+        ("(b)/(a) at 8 writers", results["b8"], results["a8"], 0.8),
+        ("(b)/(a) at 32 writers", results["b32"], results["a32"], 0.8),
+        ("(b)/(a') at 32 writers, same pool settings", results["b32"], results["a_nr32"], 0.8),
+        ("(c) batched ours/raw", results["c_ours"], results["c_raw"], 0.7),
+    ]
+    if "d32" in results:
+        ratios.append(("(b)/(d) at 32 writers", results["b32"], results["d32"], 5.0))
+    print_table(
+        "ratios against targets",
+        [
+            (label, f"{ours.items_per_second / base.items_per_second:.2f}", f">= {target}")
+            for label, ours, base, target in ratios
+        ],
+        ("ratio", "measured", "target"),
+    )
+    extra = {
+        "batched_ratio": round(
+            results["c_ours"].items_per_second / results["c_raw"].items_per_second, 3
+        )
+    }
+    if "d32" in results:
+        extra["vs_eventsourcing"] = round(
+            results["b32"].items_per_second / results["d32"].items_per_second, 2
+        )
+    report(
+        "append",
+        results["b32"].items_per_second,
+        results["a32"].items_per_second,
+        "events/s",
+        **extra,
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each case")
+    asyncio.run(main(parser.parse_args().seconds))
