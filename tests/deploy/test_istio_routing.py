@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import MESH_OVERLAYS, PRODUCTION_OVERLAYS, Manifests
+from tests.deploy.manifests import MESH_OVERLAYS, PRODUCTION_OVERLAYS, Manifests, selects
 
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
 UNSAFE_RETRY_ON = {"5xx", "gateway-error", "retriable-status-codes", "reset", "retriable-4xx"}
@@ -61,16 +61,20 @@ def test_destinations_exist(mesh: Manifests) -> None:
             assert destination["subset"] in subsets[destination["host"]], route["name"]
 
 
-def test_subsets_select_pods(mesh: Manifests) -> None:
-    for rule in mesh.of_kind("DestinationRule"):
-        service = mesh.get("Service", rule["spec"]["host"])
-        pods = [
-            d["spec"]["template"]["metadata"]["labels"]
-            for d in mesh.of_kind("Deployment")
-            if service["spec"]["selector"].items()
-            <= d["spec"]["template"]["metadata"]["labels"].items()
-        ]
-        assert any({"version": "v1"}.items() <= p.items() for p in pods), rule["metadata"]["name"]
+def test_routed_subsets_have_pods(mesh: Manifests) -> None:
+    """A route to a subset with no pods answers 503 to every request it gets."""
+    templates = [d["spec"]["template"]["metadata"]["labels"] for d in mesh.of_kind("Deployment")]
+    subsets = {
+        (rule["spec"]["host"], s["name"]): s["labels"]
+        for rule in mesh.of_kind("DestinationRule")
+        for s in rule["spec"]["subsets"]
+    }
+    for route in routes(mesh):
+        for destination in destinations(route):
+            selector = mesh.get("Service", destination["host"])["spec"]["selector"]
+            labels = subsets[destination["host"], destination["subset"]]
+            pods = [p for p in templates if selects(selector, p) and selects(labels, p)]
+            assert pods, f"{route['name']}: {destination['host']}/{destination['subset']}"
 
 
 def test_split_weights_sum_to_100(mesh: Manifests) -> None:
