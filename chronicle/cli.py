@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from chronicle.migrations import all_migrations
+from chronicle.runtime import run_until_signalled
 from eventstore import EventStoreError
 from eventstore.migrations import migrate as apply_migrations
 from eventstore.settings import EventStoreSettings
@@ -50,4 +51,18 @@ def migrate(
         asyncio.run(run())
     except EventStoreError as exc:
         typer.echo(f"chronicle migrate: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@serve_app.command("commands")
+def serve_commands() -> None:
+    """Serve the write API (port 8000) and run the transfer process manager."""
+    from chronicle.run_commands import serve
+    from commands.errors import ConfigurationError
+
+    _configure_logging(EventStoreSettings().log_level)
+    try:
+        run_until_signalled(serve)
+    except ConfigurationError as exc:
+        typer.echo(f"chronicle serve commands: {exc}", err=True)
         raise typer.Exit(code=2) from exc

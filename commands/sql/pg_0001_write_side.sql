@@ -5,7 +5,7 @@ CREATE TABLE chronicle_idempotency (
     key_hash      text             PRIMARY KEY,
     fingerprint   text             NOT NULL,
     claim_id      uuid             NOT NULL,
-    stream_id     text             NOT NULL,
+    request_path  text             NOT NULL,
     seen_version  bigint           NOT NULL,
     status        int,
     response      text,

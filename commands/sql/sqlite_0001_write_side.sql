@@ -3,7 +3,7 @@ CREATE TABLE chronicle_idempotency (
     key_hash      TEXT    PRIMARY KEY,
     fingerprint   TEXT    NOT NULL,
     claim_id      TEXT    NOT NULL,
-    stream_id     TEXT    NOT NULL,
+    request_path  TEXT    NOT NULL,
     seen_version  INTEGER NOT NULL,
     status        INTEGER,
     response      TEXT,

@@ -1,0 +1,1 @@
+"""The command API (FastAPI): thin routes over the write side."""

@@ -1,0 +1,99 @@
+"""The command API's app factory. Nothing connects at import or at creation: the
+lifespan opens the write side (store, tables, background tasks) and closes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from commands.api.auth import Authenticator
+from commands.api.problems import install_command_problems
+from commands.api.routes import router
+from commands.settings import CommandsSettings
+from commands.write_side import WriteSide, open_write_side
+from eventstore import EventStore
+from eventstore.web import (
+    BodySizeLimit,
+    HttpMetrics,
+    health_router,
+    install_problem_handlers,
+    metrics_router,
+)
+
+DESCRIPTION = """\
+The write side of the Chronicle bank ledger: every route decides one command and appends
+its events. Errors are RFC 9457 `application/problem+json` with a stable `code`.
+
+* `Idempotency-Key`: the same key and body return the first response again, writing
+  nothing; the same key with another body is 422 `idempotency_key_reused`.
+* `If-Match: "<version>"`: the exact stream version expected; otherwise 412 with
+  `current_version`. Success answers `ETag: "<version>"`.
+* `position` in every success is the consistency token for reads.
+"""
+
+
+def create_app(
+    settings: CommandsSettings,
+    *,
+    store: EventStore | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The command API. ``store`` given: used and left open; otherwise opened from
+    settings in the lifespan. Raises ConfigurationError when auth has no key and is not
+    disabled."""
+    settings.check_auth()
+    registry = registry or CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_write_side(settings, store, registry) as side:
+            app.state.side = side
+            try:
+                yield
+            finally:
+                del app.state.side
+
+    app = FastAPI(
+        title="Chronicle commands",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # A body without Content-Type is read as JSON (curl-friendly); bad JSON is 400.
+        strict_content_type=False,
+    )
+    app.state.auth = Authenticator(settings)
+    install_problem_handlers(app)
+    install_command_problems(app)
+    app.include_router(router)
+    app.include_router(
+        health_router(
+            {
+                "eventstore": lambda: _side(app).ping(),
+                "transfer_manager": lambda: _manager_ready(app),
+            }
+        )
+    )
+    app.include_router(metrics_router(registry))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, registry=registry)
+    return app
+
+
+def _side(app: FastAPI) -> WriteSide:
+    side: WriteSide | None = getattr(app.state, "side", None)
+    if side is None:
+        raise RuntimeError("the write side is not open")
+    return side
+
+
+async def _manager_ready(app: FastAPI) -> None:
+    side = _side(app)
+    if side.manager is None:
+        return
+    for task in side.tasks:
+        if task.get_name() == "transfer-manager" and task.done():
+            raise RuntimeError("the transfer manager stopped")
+    await side.manager.check()

@@ -1,0 +1,187 @@
+"""The transfer process manager: drives every requested transfer to completed or failed.
+
+It follows the log (``store.subscribe``) for ``TransferRequested`` events from its
+durable checkpoint and, for each, runs the transfer's remaining steps until it is
+finished (the pure policy is in ``commands.domain.transfer_policy``):
+
+* Every step is idempotent. The account event of a step has an id derived from the
+  transfer id and the step, so running a step twice appends nothing the second time;
+  and if deciding the step again is refused (the first run already took the money),
+  the manager finds its own earlier event in the account stream before believing the
+  refusal. Recording a step on the transfer uses derived ids and the expected version.
+* It never loses a transfer. The checkpoint only moves past a request once that
+  transfer is finished, so after a crash the manager resumes from it and finishes what
+  was in flight, from the transfer's recorded state. Failures are retried with capped
+  back-off, never skipped; a manager stuck on repeated failures reports unready.
+
+It runs inside ``chronicle serve commands`` (docs/commands.md says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from commands.domain import account, transfer
+from commands.domain.transfer import TransferState
+from commands.domain.transfer_policy import Step, next_step, record_outcome, step_command
+from commands.errors import DomainError, TransferStepOutOfOrder
+from commands.events import TRANSFER_CATEGORY, TransferRequested, account_stream, transfer_stream
+from commands.service.context import CommandContext, EventIds, derived_ids
+from commands.service.handler import CommandHandler
+from commands.service.metrics import WriteSideMetrics
+from commands.service.recovery import find_appended
+from eventstore import EventStore, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHECKPOINT = "commands.transfer-manager"
+_STEP_NAMESPACE = uuid5(NAMESPACE_URL, "https://chronicle.dev/ns/transfer-step")
+_UNHEALTHY_AFTER = 5
+
+
+def step_seed(transfer_id: str, action: str) -> UUID:
+    """The seed of the event ids of one action of one transfer."""
+    return uuid5(_STEP_NAMESPACE, f"{transfer_id}/{action}")
+
+
+class TransferProcessManager:
+    """Call :meth:`run` in a task; cancel it to stop (the checkpoint is saved)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        handler: CommandHandler,
+        metrics: WriteSideMetrics,
+        *,
+        name: str = CHECKPOINT,
+        flush_interval: float = 0.5,
+        max_back_off: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._handler = handler
+        self._metrics = metrics
+        self._name = name
+        self._flush_interval = flush_interval
+        self._max_back_off = max_back_off
+        self._handled = 0
+        self._saved = 0
+        self._failures = 0
+        self.started = asyncio.Event()
+
+    @property
+    def position(self) -> int:
+        """The position of the last transfer request handled (every earlier transfer is
+        finished)."""
+        return self._handled
+
+    async def check(self) -> None:
+        """Readiness: raise when the manager keeps failing on the same transfer."""
+        if self._failures >= _UNHEALTHY_AFTER:
+            raise RuntimeError(f"transfer manager failed {self._failures} times in a row")
+
+    async def run(self) -> None:
+        """Follow the log forever, from the saved checkpoint."""
+        start = await self._retrying(lambda: self._store.load_checkpoint(self._name))
+        self._handled = self._saved = start
+        self.started.set()
+        flusher = asyncio.create_task(self._flush_periodically(), name="transfer-checkpoint")
+        try:
+            async for event in self._store.subscribe(
+                start, categories=[TRANSFER_CATEGORY], types=[TransferRequested.event_type]
+            ):
+                await self._retrying(functools.partial(self._drive, event))
+                self._handled = event.position
+                self._metrics.manager_position.set(event.position)
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._flush()
+
+    async def _drive(self, requested: RecordedEvent) -> None:
+        """Run the transfer's remaining steps until it is finished."""
+        transfer_id = str(requested.data["transfer_id"])
+        context = CommandContext("transfer-manager", "", "").caused_by(requested)
+        while True:
+            loaded = await self._handler.states.load(
+                transfer.aggregate, transfer_stream(transfer_id), fresh=True
+            )
+            step = next_step(loaded.state)
+            if step is None:
+                if loaded.state.finished and loaded.version > 0:
+                    self._metrics.transfers.labels(loaded.state.status.value).inc()
+                return
+            refusal = await self._perform(loaded.state, step, context)
+            command = record_outcome(loaded.state, step, refusal)
+            ids = derived_ids(step_seed(transfer_id, f"record-{step}"))
+            with contextlib.suppress(TransferStepOutOfOrder):  # recorded meanwhile: reload
+                await self._handler.execute(transfer.aggregate, command, context, event_ids=ids)
+
+    async def _perform(
+        self, state: TransferState, step: Step, context: CommandContext
+    ) -> DomainError | None:
+        """Run ``step`` on its account; the refusal, or None when it happened (now or in
+        an earlier run)."""
+        command = step_command(state, step)
+        ids = derived_ids(step_seed(state.transfer_id, str(step)))
+        try:
+            await self._handler.execute(account.aggregate, command, context, event_ids=ids)
+        except DomainError as refusal:
+            if await self._done_before(state, command.account_id, ids):
+                return None
+            return refusal
+        return None
+
+    async def _done_before(self, state: TransferState, account_id: str, ids: EventIds) -> bool:
+        # The step's event, if appended, came after the transfer's latest event.
+        latest = await self._store.read_stream(
+            transfer_stream(state.transfer_id), None, backwards=True, limit=1
+        )
+        found = await find_appended(
+            self._store,
+            account_stream(account_id),
+            ids,
+            after_position=latest[0].position,
+        )
+        return found is not None
+
+    async def _retrying(self, action: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.05
+        while True:
+            try:
+                result = await action()
+            except Exception as exc:
+                # Never skip: a transfer left behind would keep money in flight. Transient
+                # errors (database down) heal; a bug shows up in logs and in /readyz.
+                self._failures += 1
+                log.warning("transfer manager failed (%d in a row): %r", self._failures, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_back_off)
+                continue
+            self._failures = 0
+            return result
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._handled == self._saved:
+            return
+        position = self._handled
+        try:
+            await self._store.save_checkpoint(self._name, position)
+        except Exception as exc:
+            # The next flush tries again; meanwhile a restart only redoes idempotent work.
+            log.warning("transfer manager checkpoint not saved: %r", exc)
+            return
+        self._saved = position

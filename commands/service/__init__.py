@@ -1,0 +1,1 @@
+"""The write side's application layer: load state, decide, append; idempotency."""

@@ -1,0 +1,213 @@
+"""The write side's tables on PostgreSQL, through a small asyncpg pool of their own.
+
+Durability: the pool runs with ``synchronous_commit = off``. That is safe here because
+of the order of writes. A claim commits before the request appends its events on the
+store's connection, and the append's commit flushes the write-ahead log up to its own
+commit record, which lies after the claim's: once events are durable, so is their
+claim. A crash can lose only claims of requests that wrote nothing, and completions of
+successful requests, which the log rebuilds. Responses the log cannot rebuild
+(refusals) are completed with ``durable=True``, which commits synchronously.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from commands.storage.base import (
+    CommandStorage,
+    IdempotencyRecord,
+    NewClaim,
+    Snapshot,
+    StoredResponse,
+)
+from eventstore.postgres import translate_errors
+
+_CLAIM = """
+INSERT INTO chronicle_idempotency AS i
+    (key_hash, fingerprint, claim_id, request_path, seen_version, created_at, expires_at,
+     lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (key_hash) DO UPDATE SET
+    fingerprint = excluded.fingerprint, claim_id = excluded.claim_id,
+    request_path = excluded.request_path, seen_version = excluded.seen_version,
+    status = NULL, response = NULL, created_at = excluded.created_at,
+    expires_at = excluded.expires_at, lease_until = excluded.lease_until
+WHERE i.expires_at <= excluded.created_at
+RETURNING key_hash"""
+
+_SELECT = """
+SELECT key_hash, fingerprint, claim_id, request_path, seen_version, status, response,
+       expires_at, lease_until
+FROM chronicle_idempotency WHERE key_hash = $1"""
+
+_COMPLETE = """
+UPDATE chronicle_idempotency SET status = $3, response = $4
+WHERE key_hash = $1 AND claim_id = $2 AND response IS NULL"""
+
+
+class PostgresCommandStorage(CommandStorage):
+    """Make one with :meth:`connect`; the pool opens connections lazily."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, pool_size: int = 10) -> PostgresCommandStorage:
+        pool = asyncpg.create_pool(
+            dsn,
+            min_size=0,
+            max_size=pool_size,
+            command_timeout=30,
+            timeout=10,
+            server_settings={"synchronous_commit": "off"},
+        )
+        await pool
+        return cls(pool)
+
+    async def claim(self, claim: NewClaim) -> tuple[bool, IdempotencyRecord]:
+        args = (
+            claim.key_hash,
+            claim.fingerprint,
+            claim.claim_id,
+            claim.request_path,
+            claim.seen_version,
+            claim.now,
+            claim.expires_at,
+            claim.lease_until,
+        )
+        for _ in range(3):
+            async with translate_errors():
+                if await self._pool.fetchval(_CLAIM, *args) is not None:
+                    return True, _new_record(claim)
+                row = await self._pool.fetchrow(_SELECT, claim.key_hash)
+            if row is not None:
+                return False, _to_record(row)
+            # Purged between the two statements: claim again.
+        raise RuntimeError(f"idempotency key {claim.key_hash} keeps disappearing")
+
+    async def take_over(
+        self, key_hash: str, claim_id: UUID, now: float, lease_until: float
+    ) -> bool:
+        async with translate_errors():
+            done = await self._pool.fetchval(
+                """UPDATE chronicle_idempotency SET lease_until = $4
+                   WHERE key_hash = $1 AND claim_id = $2 AND response IS NULL
+                     AND lease_until <= $3
+                   RETURNING key_hash""",
+                key_hash,
+                claim_id,
+                now,
+                lease_until,
+            )
+        return done is not None
+
+    async def end_lease(self, key_hash: str, claim_id: UUID, now: float) -> None:
+        async with translate_errors():
+            await self._pool.execute(
+                """UPDATE chronicle_idempotency SET lease_until = $3
+                   WHERE key_hash = $1 AND claim_id = $2 AND response IS NULL""",
+                key_hash,
+                claim_id,
+                now,
+            )
+
+    async def complete(
+        self, key_hash: str, claim_id: UUID, response: StoredResponse, *, durable: bool
+    ) -> None:
+        args = (key_hash, claim_id, response.status, response.to_json())
+        async with translate_errors(), self._pool.acquire() as conn:
+            if not durable:
+                await conn.execute(_COMPLETE, *args)
+                return
+            async with conn.transaction():
+                # Refusals cannot be rebuilt from the log: wait for the disk.
+                await conn.execute("SET LOCAL synchronous_commit = on")
+                await conn.execute(_COMPLETE, *args)
+
+    async def release(self, key_hash: str, claim_id: UUID) -> None:
+        async with translate_errors():
+            await self._pool.execute(
+                """DELETE FROM chronicle_idempotency
+                   WHERE key_hash = $1 AND claim_id = $2 AND response IS NULL""",
+                key_hash,
+                claim_id,
+            )
+
+    async def purge_expired(self, now: float, limit: int = 1000) -> int:
+        async with translate_errors():
+            deleted = await self._pool.fetchval(
+                """WITH gone AS (
+                       DELETE FROM chronicle_idempotency WHERE key_hash IN (
+                           SELECT key_hash FROM chronicle_idempotency
+                           WHERE expires_at <= $1 LIMIT $2)
+                       RETURNING 1)
+                   SELECT count(*) FROM gone""",
+                now,
+                limit,
+            )
+        return int(deleted)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        async with translate_errors():
+            row = await self._pool.fetchrow(
+                """SELECT version, state_version, state FROM chronicle_snapshots
+                   WHERE stream_id = $1""",
+                stream_id,
+            )
+        if row is None:
+            return None
+        return Snapshot(stream_id, row["version"], row["state_version"], row["state"])
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        async with translate_errors():
+            await self._pool.execute(
+                """INSERT INTO chronicle_snapshots AS s (stream_id, version, state_version, state)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
+                       state_version = excluded.state_version, state = excluded.state,
+                       updated_at = now()
+                   WHERE s.version < excluded.version
+                      OR s.state_version <> excluded.state_version""",
+                snapshot.stream_id,
+                snapshot.version,
+                snapshot.state_version,
+                snapshot.state,
+            )
+
+    async def ping(self) -> None:
+        async with translate_errors():
+            await self._pool.fetchval("SELECT 1 FROM chronicle_idempotency LIMIT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _new_record(claim: NewClaim) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        claim.key_hash,
+        claim.fingerprint,
+        claim.claim_id,
+        claim.request_path,
+        claim.seen_version,
+        None,
+        claim.expires_at,
+        claim.lease_until,
+    )
+
+
+def _to_record(row: asyncpg.Record) -> IdempotencyRecord:
+    response = None
+    if row["response"] is not None:
+        response = StoredResponse.from_json(row["status"], row["response"])
+    return IdempotencyRecord(
+        row["key_hash"],
+        row["fingerprint"],
+        row["claim_id"],
+        row["request_path"],
+        row["seen_version"],
+        response,
+        row["expires_at"],
+        row["lease_until"],
+    )
