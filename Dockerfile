@@ -27,7 +27,6 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE} AS runtime
-ARG CHRONICLE_UID=10001
 LABEL org.opencontainers.image.title="chronicle" \
       org.opencontainers.image.description="Event-sourced CQRS reference backend" \
       org.opencontainers.image.licenses="MIT"
@@ -37,8 +36,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/chronicle \
     PATH=/opt/chronicle/bin:$PATH \
     CHRONICLE_HTTP_HOST=0.0.0.0
-RUN groupadd --system --gid ${CHRONICLE_UID} chronicle \
- && useradd --system --uid ${CHRONICLE_UID} --gid chronicle \
+RUN groupadd --system --gid 10001 chronicle \
+ && useradd --system --uid 10001 --gid chronicle \
       --home-dir /var/lib/chronicle --create-home --shell /usr/sbin/nologin chronicle
 # The wheels are bind-mounted from the builder, so they leave no layer behind. pip
 # byte-compiles at install time: nothing is written under /opt at run time, and the
