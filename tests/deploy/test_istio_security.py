@@ -96,7 +96,11 @@ def test_public_routes_require_a_jwt_from_the_issuer(mesh: Manifests) -> None:
 def test_processes_use_the_mesh_keys(mesh: Manifests) -> None:
     (authn,) = mesh.of_kind("RequestAuthentication")
     (rule,) = authn["spec"]["jwtRules"]
-    assert mesh.config()["CHRONICLE_JWT_JWKS_URL"] == rule["jwksUri"]
+    config = mesh.config()
+    assert config["CHRONICLE_JWT_JWKS_URL"] == rule["jwksUri"]
+    assert config["CHRONICLE_JWT_ISSUER"] == rule["issuer"]
+    assert config["CHRONICLE_JWT_AUDIENCE"] in rule["audiences"]
+    assert "CHRONICLE_JWT_SECRET" not in config  # one key source: the processes refuse two
 
 
 def test_identity_provider_is_reachable_through_the_registry(mesh: Manifests) -> None:
