@@ -37,7 +37,7 @@ typecheck: install
 importlint: install
 	$(BIN)/lint-imports
 
-pytest: install services
+pytest: install services deploy-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install
