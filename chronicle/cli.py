@@ -10,7 +10,9 @@ import typer
 
 from chronicle.migrations import all_migrations
 from chronicle.runtime import run_until_signalled
+from chronicle.topology import declare_broker_topology
 from eventstore import EventStoreError
+from eventstore.bus import BusError
 from eventstore.migrations import migrate as apply_migrations
 from eventstore.settings import EventStoreSettings
 from eventstore.urls import mask_password
@@ -46,10 +48,13 @@ def migrate(
         for step in applied:
             typer.echo(f"applied {step.component} #{step.version} {step.name}")
         typer.echo(f"{mask_password(target)}: schema up to date ({len(applied)} applied)")
+        declared = await declare_broker_topology()
+        if declared:
+            typer.echo(declared)
 
     try:
         asyncio.run(run())
-    except EventStoreError as exc:
+    except (EventStoreError, BusError) as exc:
         typer.echo(f"chronicle migrate: {exc}", err=True)
         raise typer.Exit(code=2) from exc
 
@@ -66,3 +71,21 @@ def serve_commands() -> None:
     except ConfigurationError as exc:
         typer.echo(f"chronicle serve commands: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+@serve_app.command("relay")
+def serve_relay() -> None:
+    """Publish committed events to the broker, in order (health and metrics on 8003)."""
+    from chronicle.run_relay import serve
+
+    _configure_logging(EventStoreSettings().log_level)
+    run_until_signalled(serve)
+
+
+@app.command()
+def up() -> None:
+    """Run every process in one (embedded SQLite + in-process bus unless configured)."""
+    from chronicle.up import serve
+
+    _configure_logging(EventStoreSettings().log_level)
+    run_until_signalled(serve)

@@ -1,0 +1,214 @@
+"""Leader election: exactly one relay of a group publishes; the others stand by.
+
+* PostgreSQL: a session advisory lock held on a dedicated connection. PostgreSQL frees
+  it the moment that session ends, so when the active relay dies (SIGKILL included)
+  its socket closes, the server ends the session and a standby's next try wins. The
+  holder checks its connection every second and gives up the lead as soon as it
+  fails, because then it can no longer know whether it still holds the lock.
+* SQLite file: an exclusive ``flock`` on a file next to the database. The kernel frees
+  it when the holder's process ends, however it ends. Only relays on one machine can
+  share an SQLite file, so a local lock is enough.
+* SQLite ``:memory:``: the database belongs to one store object in one process, so
+  there is a single relay by construction and it leads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+from typing import Protocol
+
+import asyncpg
+
+from eventstore.relay.config import RelayConfig
+from eventstore.urls import mask_password, parse_database_url
+
+log = logging.getLogger(__name__)
+
+_PG_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class Leadership(Protocol):
+    """Acquire the lead, learn when it is lost, give it back."""
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set when the lead acquired last can no longer be vouched for."""
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        """Wait until this relay leads (True) or ``stop`` is set (False)."""
+
+    async def release(self) -> None:
+        """Give the lead up (no-op when not leading)."""
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class SoleLeadership:
+    """The only possible relay: leads at once, never loses it."""
+
+    def __init__(self) -> None:
+        self._lost = asyncio.Event()
+
+    @property
+    def lost(self) -> asyncio.Event:
+        return self._lost
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        return not stop.is_set()
+
+    async def release(self) -> None:
+        return None
+
+
+class FileLeadership:
+    """An exclusive, non-blocking ``flock`` on ``path``, retried while someone holds it."""
+
+    def __init__(self, path: str, retry_interval: float = 0.5) -> None:
+        self._path = path
+        self._retry_interval = retry_interval
+        self._fd: int | None = None
+        self._lost = asyncio.Event()
+
+    @property
+    def lost(self) -> asyncio.Event:
+        return self._lost
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        while not stop.is_set():
+            if await asyncio.to_thread(self._try_lock):
+                return True
+            await _pause(stop, self._retry_interval)
+        return False
+
+    def _try_lock(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    async def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            # Closing the descriptor drops the flock.
+            await asyncio.to_thread(os.close, fd)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for the relay group ``name``."""
+    digest = hashlib.sha256(f"chronicle.relay:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresLeadership:
+    """A session advisory lock on a connection of its own (see the module docstring)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        key: int,
+        *,
+        retry_interval: float = 0.5,
+        keepalive_interval: float = 1.0,
+        timeout: float = 2.0,
+    ) -> None:
+        self._dsn = dsn
+        self._key = key
+        self._retry_interval = retry_interval
+        self._keepalive_interval = keepalive_interval
+        self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+
+    @property
+    def lost(self) -> asyncio.Event:
+        return self._lost
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        while not stop.is_set():
+            try:
+                if await self._try_lock():
+                    self._lost = asyncio.Event()
+                    self._watchdog = asyncio.create_task(self._watch())
+                    return True
+            except _PG_ERRORS as exc:
+                log.warning("relay lock: PostgreSQL unavailable: %r", exc)
+                await self._disconnect()
+            await _pause(stop, self._retry_interval)
+        return False
+
+    async def _try_lock(self) -> bool:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._timeout,
+                # Keepalives let the server end the session, and free the lock, even
+                # when this host vanishes without closing its socket.
+                server_settings={
+                    "application_name": "chronicle-relay-lock",
+                    "tcp_keepalives_idle": "5",
+                    "tcp_keepalives_interval": "2",
+                    "tcp_keepalives_count": "3",
+                },
+            )
+        got = await self._conn.fetchval(
+            "SELECT pg_try_advisory_lock($1)", self._key, timeout=self._timeout
+        )
+        return bool(got)
+
+    async def _watch(self) -> None:
+        """Prove the session (and so the lock) is alive every keepalive interval."""
+        conn = self._conn
+        while conn is not None:
+            await asyncio.sleep(self._keepalive_interval)
+            try:
+                await conn.fetchval("SELECT 1", timeout=self._timeout)
+            except _PG_ERRORS as exc:
+                log.error("relay lock: lost the lock connection, standing down: %r", exc)
+                self._lost.set()
+                return
+
+    async def release(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        # Ending the session releases the lock whatever state the connection is in.
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), self._timeout)
+            except _PG_ERRORS:
+                conn.terminate()
+
+
+def leadership_for(database_url: str, config: RelayConfig) -> Leadership:
+    """The leader election that fits the event store at ``database_url``."""
+    target = parse_database_url(database_url)
+    if target.backend == "postgresql":
+        log.debug("relay lock: advisory lock on %s", mask_password(target.dsn))
+        return PostgresLeadership(
+            target.dsn,
+            lock_key(config.name),
+            retry_interval=config.lock_retry_interval,
+            keepalive_interval=config.lock_keepalive_interval,
+        )
+    if target.in_memory:
+        return SoleLeadership()
+    return FileLeadership(f"{target.path}.{config.name}.lock", config.lock_retry_interval)
