@@ -112,13 +112,21 @@ async def _background(side: WriteSide) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in side.tasks:
-            task.cancel()
+        await asyncio.gather(*(_cancel(task) for task in side.tasks))
         results = await asyncio.gather(*side.tasks, return_exceptions=True)
         for task, result in zip(side.tasks, results, strict=True):
             if isinstance(result, Exception):
                 log.error("background task %s failed", task.get_name(), exc_info=result)
         side.tasks.clear()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended. Python 3.11's ``asyncio.wait_for``
+    swallows a cancellation that arrives as the future it waits for completes (the
+    store's subscription waits that way), so the task is cancelled again until done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
 
 
 async def _purge_keys(guard: IdempotencyGuard) -> None:
