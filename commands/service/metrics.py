@@ -10,6 +10,7 @@ class WriteSideMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = registry or CollectorRegistry()
+        self.registry = registry
         self.commands = Counter(
             "chronicle_commands_total",
             "Commands handled, by command type and outcome",
