@@ -82,6 +82,41 @@ def serve_relay() -> None:
     run_until_signalled(serve)
 
 
+@serve_app.command("bridge")
+def serve_bridge() -> None:
+    """Serve WebSocket fan-out of events, health and the dashboard (port 8002)."""
+    from chronicle.run_bridge import serve
+    from ws_bridge.errors import ConfigurationError
+
+    _configure_logging(EventStoreSettings().log_level)
+    try:
+        run_until_signalled(serve)
+    except ConfigurationError as exc:
+        typer.echo(f"chronicle serve bridge: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def load(
+    rate: Annotated[float, typer.Option(help="Commands per second.")] = 100.0,
+    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 10.0,
+    clients: Annotated[int, typer.Option(help="WebSocket clients subscribed.")] = 10,
+    accounts: Annotated[int, typer.Option(help="Accounts the deposits spread over.")] = 20,
+    commands_url: Annotated[str, typer.Option(help="Command API.")] = "http://127.0.0.1:8000",
+    bridge_url: Annotated[str, typer.Option(help="Bridge.")] = "ws://127.0.0.1:8002/v1/ws",
+    token: Annotated[
+        str | None, typer.Option(envvar="CHRONICLE_LOAD_TOKEN", help="Bearer token, if auth.")
+    ] = None,
+) -> None:
+    """Post deposits at a steady rate while N WebSocket clients listen; print throughput
+    and end-to-end latency percentiles (POST sent -> event received)."""
+    from chronicle.load import LoadPlan, run_load
+
+    plan = LoadPlan(rate, duration, clients, accounts, commands_url, bridge_url, token)
+    if asyncio.run(run_load(plan)) != 0:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def up() -> None:
     """Run every process in one (embedded SQLite + in-process bus unless configured)."""

@@ -49,6 +49,9 @@ class Process:
 PROCESSES = (
     Process("commands", "chronicle.run_commands", 8000, "POST /v1/accounts, /v1/transfers"),
     Process("relay", "chronicle.run_relay", 8003, "/metrics"),
+    Process("projector", "chronicle.run_projector", 8004, "/readyz, /metrics"),
+    Process("queries", "chronicle.run_queries", 8001, "GET /v1/accounts, /v1/stats, /docs"),
+    Process("bridge", "chronicle.run_bridge", 8002, "dashboard at /, WebSocket at /v1/ws"),
 )
 
 
