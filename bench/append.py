@@ -19,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -59,7 +60,7 @@ async def no_reset(connection: asyncpg.Connection) -> None:
 
 
 async def baseline_single(
-    url: str, writers: int, seconds: float, *, reset: bool = True
+    url: str, writers: int, seconds: float, tag: str, *, reset: bool = True
 ) -> Measurement:
     pool = await asyncpg.create_pool(
         url, min_size=writers, max_size=writers, reset=None if reset else no_reset
@@ -67,7 +68,7 @@ async def baseline_single(
     versions: dict[str, int] = {}
 
     async def op(worker: int, i: int) -> int:
-        stream = f"base{writers}{reset}-{worker}-{i % STREAMS_PER_WRITER}"
+        stream = f"base{tag}-{worker}-{i % STREAMS_PER_WRITER}"
         versions[stream] = version = versions.get(stream, 0) + 1
         await pool.execute(
             "INSERT INTO baseline_events (stream_id, version, type, data, metadata)"
@@ -86,11 +87,11 @@ async def baseline_single(
         await pool.close()
 
 
-async def chronicle_single(url: str, writers: int, seconds: float) -> Measurement:
+async def chronicle_single(url: str, writers: int, seconds: float, tag: str) -> Measurement:
     store = await open_event_store(url, pool_size=writers)
 
     async def op(worker: int, i: int) -> int:
-        stream = f"chron{writers}-{worker}-{i % STREAMS_PER_WRITER}"
+        stream = f"chron{tag}-{worker}-{i % STREAMS_PER_WRITER}"
         await store.append(stream, [NewEvent("Deposited", PAYLOAD, META)], ANY)
         return 1
 
@@ -100,7 +101,7 @@ async def chronicle_single(url: str, writers: int, seconds: float) -> Measuremen
         await store.close()
 
 
-async def baseline_batch(url: str, writers: int, seconds: float) -> Measurement:
+async def baseline_batch(url: str, writers: int, seconds: float, tag: str) -> Measurement:
     pool = await asyncpg.create_pool(url, min_size=writers, max_size=writers, reset=no_reset)
 
     async def op(worker: int, i: int) -> int:
@@ -109,7 +110,7 @@ async def baseline_batch(url: str, writers: int, seconds: float) -> Measurement:
             "INSERT INTO baseline_events (stream_id, version, type, data, metadata)"
             " SELECT $1, r.v, 'Deposited', r.d::jsonb, r.m::jsonb"
             " FROM unnest($2::bigint[], $3::text[], $4::text[]) AS r(v, d, m)",
-            f"batchbase-{worker}-{i}",
+            f"batchbase{tag}-{worker}-{i}",
             list(range(1, 101)),
             [PAYLOAD_JSON] * 100,
             [META_JSON] * 100,
@@ -122,12 +123,12 @@ async def baseline_batch(url: str, writers: int, seconds: float) -> Measurement:
         await pool.close()
 
 
-async def chronicle_batch(url: str, writers: int, seconds: float) -> Measurement:
+async def chronicle_batch(url: str, writers: int, seconds: float, tag: str) -> Measurement:
     store = await open_event_store(url, pool_size=writers)
 
     async def op(worker: int, i: int) -> int:
         events = [NewEvent("Deposited", PAYLOAD, META) for _ in range(100)]
-        await store.append(f"batch-{worker}-{i}", events, ANY)
+        await store.append(f"batch{tag}-{worker}-{i}", events, ANY)
         return 100
 
     try:
@@ -136,7 +137,7 @@ async def chronicle_batch(url: str, writers: int, seconds: float) -> Measurement
         await store.close()
 
 
-def eventsourcing_single(url: str, writers: int, seconds: float) -> Measurement | None:
+def eventsourcing_single(url: str, writers: int, seconds: float, tag: str) -> Measurement | None:
     """The eventsourcing library's recorder from ``writers`` threads (it is synchronous)."""
     try:
         from eventsourcing.persistence import StoredEvent
@@ -152,7 +153,7 @@ def eventsourcing_single(url: str, writers: int, seconds: float) -> Measurement 
         parts.password or "",
         pool_size=writers,
     )
-    recorder = PostgresApplicationRecorder(datastore, events_table_name=f"es_events_{writers}")
+    recorder = PostgresApplicationRecorder(datastore, events_table_name=f"es_events_{tag}")
     recorder.create_table()
     state = PAYLOAD_JSON.encode()
     counts = [0] * writers
@@ -180,26 +181,51 @@ def eventsourcing_single(url: str, writers: int, seconds: float) -> Measurement 
     return Measurement(name, sum(counts), sum(counts), elapsed)
 
 
-async def main(seconds: float) -> None:
+Case = Callable[[str, float, str], Awaitable[Measurement | None]]
+
+
+def cases() -> dict[str, Case]:
+    """Every measured case by key; each takes (url, seconds, tag)."""
+
+    def es(writers: int) -> Case:
+        return lambda url, sec, tag: asyncio.to_thread(eventsourcing_single, url, writers, sec, tag)
+
+    return {
+        "a8": lambda url, sec, tag: baseline_single(url, 8, sec, tag),
+        "a_nr8": lambda url, sec, tag: baseline_single(url, 8, sec, tag, reset=False),
+        "b8": lambda url, sec, tag: chronicle_single(url, 8, sec, tag),
+        "d8": es(8),
+        "a32": lambda url, sec, tag: baseline_single(url, 32, sec, tag),
+        "a_nr32": lambda url, sec, tag: baseline_single(url, 32, sec, tag, reset=False),
+        "b32": lambda url, sec, tag: chronicle_single(url, 32, sec, tag),
+        "d32": es(32),
+        "c_raw": lambda url, sec, tag: baseline_batch(url, 8, sec, tag),
+        "c_ours": lambda url, sec, tag: chronicle_batch(url, 8, sec, tag),
+    }
+
+
+async def main(seconds: float, rounds: int) -> None:
+    """Run every case ``rounds`` times, interleaved, and keep each case's median, so a
+    burst of load elsewhere on the machine hits baseline and ours alike."""
     name, url = await create_scratch_database("chronicle_bench_append")
+    runs: dict[str, list[Measurement]] = {}
     try:
         await migrate(url, migrations())
         conn = await asyncpg.connect(url)
         await conn.execute(BASELINE_DDL)
         await conn.close()
-        results: dict[str, Measurement] = {}
-        for writers in (8, 32):
-            results[f"a{writers}"] = await baseline_single(url, writers, seconds)
-            results[f"a_nr{writers}"] = await baseline_single(url, writers, seconds, reset=False)
-            results[f"b{writers}"] = await chronicle_single(url, writers, seconds)
-            es = await asyncio.to_thread(eventsourcing_single, url, writers, seconds)
-            if es is not None:
-                results[f"d{writers}"] = es
-        results["c_raw"] = await baseline_batch(url, 8, seconds)
-        results["c_ours"] = await chronicle_batch(url, 8, seconds)
+        for round_ in range(rounds):
+            for key, case in cases().items():
+                measured = await case(url, seconds, f"{key}r{round_}")
+                if measured is not None:
+                    runs.setdefault(key, []).append(measured)
     finally:
         await drop_database(name)
-    summarize(results)
+    summarize({key: median(found) for key, found in runs.items()})
+
+
+def median(found: list[Measurement]) -> Measurement:
+    return sorted(found, key=lambda m: m.items_per_second)[len(found) // 2]
 
 
 def summarize(results: dict[str, Measurement]) -> None:
@@ -241,5 +267,7 @@ def summarize(results: dict[str, Measurement]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each case")
-    asyncio.run(main(parser.parse_args().seconds))
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per case")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.rounds))

@@ -1,9 +1,10 @@
 """The PostgreSQL backend (asyncpg), the production event store.
 
-An append is one statement in its own implicit transaction: it reads the stream's
-version, checks the expectation and inserts the batch (see ``APPEND_SQL``). Everything
-unusual (a version race, an idempotent retry, a reused event id) is sorted out after the
-statement was rejected, so the common case pays for nothing else. Readers of the global
+An append is one statement in an implicit transaction, shared with the appends that
+run concurrently in this process (group commit, see ``pg_append``): it reads each
+stream's version, checks the expectation and inserts the events. Everything unusual (a
+version race, an idempotent retry, a reused event id) is sorted out after the statement
+was rejected, so the common case pays for nothing else. Readers of the global
 order apply the MVCC fence described in docs/eventstore.md.
 """
 
@@ -35,40 +36,16 @@ from eventstore.limits import (
 )
 from eventstore.migrations import Migration, migrate_postgres
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
+from eventstore.pg_append import (
+    APPEND_SQL,
+    RUN_ALONE,
+    AppendRequest,
+    GroupCommitter,
+    Rows,
+    append_args,
+)
 from eventstore.signal import AppendSignal
 from eventstore.store import EventStore
-
-# The read order (the one place it is made). A position is
-#     (top-level transaction id << 16) + index of the event within its transaction.
-# Readers only read positions below (snapshot xmin << 16) -- see _FENCE. Every
-# transaction whose id is below the snapshot's xmin has ended, so no event can ever
-# appear below that fence again, while events above it wait for a later read. Positions
-# therefore come out strictly increasing and none is skipped, without any lock shared
-# by writers. A transaction that took its id early and commits late is waited for: a
-# long-open transaction delays readers, it never makes one skip or reorder.
-#
-# $1 stream id, $2 expected version (NULL = any), $3..$6 ids, types, data, metadata,
-# $7 how many positions this transaction used already (0 in autocommit, which is how the
-# store appends; explicit transactions that append twice pass the running count, and a
-# wrong count fails on the primary key rather than reusing a position).
-# No row comes back when the expectation fails; a unique violation means a concurrent
-# append to the stream or an event id stored already.
-APPEND_SQL = """
-WITH current AS (
-    SELECT coalesce(max(version), 0) AS version
-      FROM chronicle_events WHERE stream_id = $1
-), xact AS (
-    SELECT (pg_current_xact_id()::text::bigint << 16) + $7::int AS base
-)
-INSERT INTO chronicle_events (position, event_id, stream_id, version, type, data, metadata)
-SELECT xact.base + n.ord, n.id, $1, current.version + n.ord, n.type,
-       n.data::jsonb, n.metadata::jsonb
-  FROM current, xact,
-       unnest($3::uuid[], $4::text[], $5::text[], $6::text[])
-           WITH ORDINALITY AS n(id, type, data, metadata, ord)
- WHERE $2::bigint IS NULL OR $2::bigint = current.version
-RETURNING version, position, recorded_at
-"""
 
 _COLUMNS = "position, event_id, stream_id, version, type, data::text, metadata::text, recorded_at"
 
@@ -140,6 +117,7 @@ class PostgresEventStore(EventStore):
         self._dsn = dsn
         self.limits = limits
         self._signal = AppendSignal()
+        self._committer = GroupCommitter(self._execute_group)
 
     @classmethod
     async def connect(
@@ -170,36 +148,43 @@ class PostgresEventStore(EventStore):
         expected_version: ExpectedVersion = ANY,
     ) -> AppendResult:
         check_stream_id(stream_id, self.limits)
-        expected = check_expected_version(expected_version)
-        encoded = encode_events(events, self.limits)
-        args = (
-            stream_id,
-            expected,
-            [e.event.event_id for e in encoded],
-            [e.event.type for e in encoded],
-            [e.data_json for e in encoded],
-            [e.metadata_json for e in encoded],
-            0,
+        request = AppendRequest(
+            stream_id, check_expected_version(expected_version), encode_events(events, self.limits)
         )
+        rows = await self._grouped(request)
         for attempt in range(_ANY_RETRIES + 1):
             race = False
-            try:
-                rows = await self._pool.fetch(APPEND_SQL, *args)
-            except asyncpg.UniqueViolationError as exc:
-                race = exc.constraint_name == "chronicle_events_stream_version"
-                rows = []
-            except Exception as exc:
-                raise translate(exc) from exc
+            if rows is RUN_ALONE:
+                rows, race = await self._alone(request)
             if rows:
                 self._signal.notify()
-                return _appended(stream_id, encoded, rows)
-            replay = await self._stored(stream_id, encoded)
+                return _appended(request, rows)
+            replay = await self._stored(stream_id, request.events)
             if replay is not None:
                 return replay
             # A version race lost with ANY is simply tried again on the fresh version.
-            if not (race and expected is None and attempt < _ANY_RETRIES):
-                await self._raise_rejection(stream_id, expected)
+            if not (race and request.expected is None and attempt < _ANY_RETRIES):
+                await self._raise_rejection(stream_id, request.expected)
+            rows = RUN_ALONE
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _grouped(self, request: AppendRequest) -> Rows | None:
+        try:
+            return await self._committer.submit(request)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def _alone(self, request: AppendRequest) -> tuple[Rows, bool]:
+        """Run one append by itself; (rows, whether it lost a version race)."""
+        try:
+            return await self._pool.fetch(APPEND_SQL, *append_args([request])), False
+        except asyncpg.UniqueViolationError as exc:
+            return [], exc.constraint_name == "chronicle_events_stream_version"
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def _execute_group(self, requests: Sequence[AppendRequest]) -> Rows:
+        return await self._pool.fetch(APPEND_SQL, *append_args(requests))
 
     async def _stored(self, stream_id: str, encoded: Sequence[EncodedEvent]) -> AppendResult | None:
         """The recorded events when this batch is stored already (an idempotent retry);
@@ -322,6 +307,7 @@ class PostgresEventStore(EventStore):
         await self._signal.wait(max_wait)
 
     async def close(self) -> None:
+        await self._committer.close()
         await self._pool.close()
 
 
@@ -338,13 +324,11 @@ def _to_event(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
-def _appended(
-    stream_id: str, encoded: Sequence[EncodedEvent], rows: Sequence[asyncpg.Record]
-) -> AppendResult:
+def _appended(request: AppendRequest, rows: Rows) -> AppendResult:
     recorded = tuple(
         RecordedEvent(
             event_id=item.event.event_id,
-            stream_id=stream_id,
+            stream_id=request.stream_id,
             version=row["version"],
             position=row["position"],
             type=item.event.type,
@@ -352,6 +336,6 @@ def _appended(
             metadata=dict(item.event.metadata),
             recorded_at=row["recorded_at"],
         )
-        for item, row in zip(encoded, rows, strict=True)
+        for item, row in zip(request.events, rows, strict=True)
     )
-    return AppendResult(stream_id, recorded[-1].version, recorded[-1].position, recorded)
+    return AppendResult(request.stream_id, recorded[-1].version, recorded[-1].position, recorded)

@@ -110,6 +110,26 @@ class EventStore(abc.ABC):
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
 
+    async def wait_for_position(self, position: int, max_wait: float) -> bool:
+        """Wait until ``read_all`` can see ``position`` (the head has reached it); False
+        when ``max_wait`` seconds pass first.
+
+        An appended event is readable once every older transaction has ended (see
+        docs/eventstore.md), so a reader that must see its own append waits here.
+        """
+        check_non_negative("position", position)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        policy = PollPolicy()
+        delay = policy.min_delay
+        while await self.head_position() < position:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await self.wait_for_append(min(delay, left))
+            delay = min(delay * 2, policy.max_delay)
+        return True
+
     async def wait_for_append(self, max_wait: float) -> None:
         """Wait up to ``max_wait`` seconds, or less when this process appended meanwhile.
 

@@ -100,6 +100,7 @@ async def test_same_ids_same_content_is_replayed_not_written(store: EventStore) 
     stream = sid()
     batch = events("Opened", "Deposited")
     first = await store.append(stream, batch, NO_STREAM)
+    assert await store.wait_for_position(first.position, 10)
     head = await store.head_position()
     again = await store.append(stream, batch, NO_STREAM)
     assert again.replayed

@@ -39,6 +39,7 @@ class Model:
     versions: dict[str, int] = field(default_factory=dict)
     log: list[uuid.UUID] = field(default_factory=list)
     batches: list[tuple[str, list[NewEvent]]] = field(default_factory=list)
+    head: int = 0
 
     def expectation(self, stream: str, kind: str) -> ExpectedVersion:
         current = self.versions.get(stream, 0)
@@ -70,11 +71,14 @@ async def run_scenario(store: EventStore, ops: list[tuple[int, int, str]]) -> No
         model.versions[stream] = model.versions.get(stream, 0) + count
         assert result.version == model.versions[stream]
         model.log += [e.event_id for e in batch]
+        model.head = result.position
         model.batches.append((stream, batch))
     await check_log(store, model)
 
 
 async def check_log(store: EventStore, model: Model) -> None:
+    # Appends become readable once older transactions on the server have ended.
+    assert await store.wait_for_position(model.head, 10)
     read = await store.read_all(0, 10_000, categories=[model.category])
     assert [e.event_id for e in read] == model.log
     assert all(a.position < b.position for a, b in itertools.pairwise(read))

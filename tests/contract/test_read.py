@@ -8,11 +8,17 @@ import uuid
 
 import pytest
 
-from eventstore import NO_STREAM, EventStore, InvalidVersion, NewEvent, category_of
+from eventstore import NO_STREAM, AppendResult, EventStore, InvalidVersion, NewEvent, category_of
 
 
 def cat() -> str:
     return f"c{uuid.uuid4().hex[:10]}"
+
+
+async def readable(store: EventStore, result: AppendResult) -> None:
+    """Wait until the global order shows ``result`` (older transactions anywhere on the
+    server delay it; see docs/eventstore.md)."""
+    assert await store.wait_for_position(result.position, 10)
 
 
 async def test_empty_store(store: EventStore) -> None:
@@ -27,6 +33,7 @@ async def test_read_all_is_in_commit_order_with_increasing_positions(store: Even
     for i in range(5):
         result = await store.append(f"account-{i}", [NewEvent("A", {"i": i})] * 1, NO_STREAM)
         appended.extend(result.events)
+    await readable(store, result)
     read = await store.read_all()
     assert [e.event_id for e in read] == [e.event_id for e in appended]
     positions = [e.position for e in read]
@@ -35,7 +42,9 @@ async def test_read_all_is_in_commit_order_with_increasing_positions(store: Even
 
 
 async def test_read_all_pages_with_after_position_and_limit(store: EventStore) -> None:
-    await store.append("account-1", [NewEvent("A", {"i": i}) for i in range(7)], NO_STREAM)
+    await readable(
+        store, await store.append("account-1", [NewEvent("A", {"i": i}) for i in range(7)])
+    )
     first = await store.read_all(0, 3)
     second = await store.read_all(first[-1].position, 3)
     third = await store.read_all(second[-1].position, 3)
@@ -47,7 +56,7 @@ async def test_read_all_filters_by_category_and_type(store: EventStore) -> None:
     a, b = cat(), cat()
     await store.append(f"{a}-1", [NewEvent("X", {}), NewEvent("Y", {})], NO_STREAM)
     await store.append(f"{b}-1", [NewEvent("X", {})], NO_STREAM)
-    await store.append(f"{a}-2", [NewEvent("Y", {})], NO_STREAM)
+    await readable(store, await store.append(f"{a}-2", [NewEvent("Y", {})], NO_STREAM))
     only_a = await store.read_all(categories=[a])
     assert [(e.stream_id, e.type) for e in only_a] == [
         (f"{a}-1", "X"),
@@ -63,6 +72,7 @@ async def test_read_all_filters_by_category_and_type(store: EventStore) -> None:
 
 async def test_category_is_the_part_before_the_first_dash(store: EventStore) -> None:
     result = await store.append("account-42-extra", [NewEvent("A", {})], NO_STREAM)
+    await readable(store, result)
     assert result.events[0].category == "account" == category_of("account-42-extra")
     assert category_of("nodash") == "nodash"
     assert [e.stream_id for e in await store.read_all(categories=["nodash"])] == []
@@ -87,6 +97,7 @@ async def test_unicode_and_nested_payloads_round_trip(store: EventStore) -> None
         "escaped": 'quote " backslash \\ tab \t newline \n',
     }
     result = await store.append("account-ü", [NewEvent("Öffnet", data, {"actor": "ß"})])
+    await readable(store, result)
     read = (await store.read_all())[0]
     assert read.data == data == result.events[0].data
     assert read.metadata == {"actor": "ß"}
@@ -139,3 +150,9 @@ async def test_checkpoints_are_durable_and_never_go_back(store: EventStore) -> N
         await store.save_checkpoint("relay", 11)
     assert await store.load_checkpoint("relay") == 12
     assert await store.load_checkpoint("other") == 0
+
+
+async def test_wait_for_position_gives_up_after_max_wait(store: EventStore) -> None:
+    result = await store.append("account-1", [NewEvent("A", {})])
+    assert await store.wait_for_position(result.position, 10)
+    assert not await store.wait_for_position(result.position + 10**6, 0.05)

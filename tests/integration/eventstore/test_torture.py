@@ -11,7 +11,6 @@ once, no rolled-back event, with strictly increasing positions. A naive reader (
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 import uuid
@@ -21,7 +20,8 @@ import asyncpg
 import pytest
 
 from eventstore import ANY, EventStore, NewEvent, open_event_store
-from eventstore.postgres import APPEND_SQL
+from eventstore.limits import Limits, encode_events
+from eventstore.pg_append import APPEND_SQL, AppendRequest, append_args
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -47,16 +47,10 @@ async def raw_append(conn: asyncpg.Connection, rng: random.Random, outcome: Outc
         if rng.random() < 0.5:
             await conn.fetchval("SELECT pg_current_xact_id()")
             await asyncio.sleep(rng.uniform(0, 0.02))
-        await conn.fetch(
-            APPEND_SQL,
-            stream,
-            None,
-            ids,
-            ["Tortured"] * len(ids),
-            [json.dumps({"n": i}) for i in range(len(ids))],
-            ["{}"] * len(ids),
-            0,
+        events = encode_events(
+            [NewEvent("Tortured", {"n": i}, {}, id_) for i, id_ in enumerate(ids)], Limits()
         )
+        await conn.fetch(APPEND_SQL, *append_args([AppendRequest(stream, None, events)]))
         await asyncio.sleep(rng.uniform(0, 0.005))
     except asyncpg.UniqueViolationError:
         await tx.rollback()  # lost a version race: nothing committed
