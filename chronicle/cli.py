@@ -117,6 +117,54 @@ def load(
         raise typer.Exit(code=1)
 
 
+@serve_app.command("projector")
+def serve_projector() -> None:
+    """Build the read models from events (health and metrics on 8004)."""
+    from chronicle.run_projector import serve
+    from projections.errors import ProjectionError
+
+    _configure_logging(EventStoreSettings().log_level)
+    try:
+        run_until_signalled(serve)
+    except ProjectionError as exc:
+        typer.echo(f"chronicle serve projector: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@serve_app.command("queries")
+def serve_queries() -> None:
+    """Serve the read API over the read models and the event log (port 8001)."""
+    from chronicle.run_queries import serve
+
+    _configure_logging(EventStoreSettings().log_level)
+    run_until_signalled(serve)
+
+
+@app.command("replay")
+def replay_projection(
+    projection: Annotated[str, typer.Argument(help="account_summary, account_transactions, …")],
+    batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+) -> None:
+    """Rebuild a read model from the log into shadow tables; swap it in when complete."""
+    from chronicle.replay_cli import replay
+    from projections.errors import ProjectionError
+
+    _configure_logging(EventStoreSettings().log_level)
+
+    async def run(stop: asyncio.Event) -> None:
+        result = await replay(projection, stop, batch_size)
+        typer.echo(
+            f"{result.projection}: {result.events} events in {result.seconds:.1f}s"
+            f" ({result.events_per_second:,.0f}/s), swapped in at position {result.position}"
+        )
+
+    try:
+        run_until_signalled(run)
+    except (ProjectionError, EventStoreError) as exc:
+        typer.echo(f"chronicle replay: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
 @app.command()
 def up() -> None:
     """Run every process in one (embedded SQLite + in-process bus unless configured)."""

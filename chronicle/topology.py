@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from eventstore.bus import BrokerSettings, QueueSpec, is_amqp, open_bus
 from eventstore.urls import mask_password
+from projections.projector import queue_specs
 
 
 def projection_queues() -> list[QueueSpec]:
     """The queue of every projection of this build, with the routing keys it needs."""
-    return []
+    return queue_specs()
 
 
 async def declare_broker_topology(settings: BrokerSettings | None = None) -> str | None:

@@ -1,0 +1,69 @@
+"""Projection checkpoints in the read database: the position each read model has
+applied, read and written inside the read model's own transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.tables import CHECKPOINTS, checkpoints_table
+
+CHECKPOINT_TABLE = checkpoints_table()
+_TABLE = CHECKPOINT_TABLE
+
+_ENSURE = text(
+    f"INSERT INTO {CHECKPOINTS} (projection, position, updated_at)"
+    " VALUES (:projection, 0, :now) ON CONFLICT (projection) DO NOTHING"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+async def ensure_checkpoint(conn: AsyncConnection, name: str) -> None:
+    """Create ``name``'s row at position 0 unless it exists (idempotent, race-free)."""
+    await conn.execute(_ENSURE, {"projection": name, "now": _now()})
+
+
+async def lock_checkpoint(conn: AsyncConnection, name: str) -> int:
+    """``name``'s position, locked until the transaction ends.
+
+    The row lock (``FOR UPDATE`` on PostgreSQL; SQLite's writer transactions hold the
+    database's write lock already) serialises every writer of this read model: two
+    projector replicas, or a replay's swap, can never apply the same event twice or
+    interleave their changes. The row must exist (:func:`ensure_checkpoint`).
+    """
+    query = select(_TABLE.c.position).where(_TABLE.c.projection == name).with_for_update()
+    position = (await conn.execute(query)).scalar_one_or_none()
+    if position is None:
+        raise LookupError(f"no checkpoint row for projection {name!r}")
+    return int(position)
+
+
+async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
+    await conn.execute(
+        _TABLE.update()
+        .where(_TABLE.c.projection == name)
+        .values(position=position, updated_at=_now())
+    )
+
+
+async def delete_checkpoint(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(_TABLE.delete().where(_TABLE.c.projection == name))
+
+
+async def read_checkpoint(conn: AsyncConnection, name: str) -> int:
+    """``name``'s position without locking (0 when it has none yet)."""
+    query = select(_TABLE.c.position).where(_TABLE.c.projection == name)
+    position = (await conn.execute(query)).scalar_one_or_none()
+    return int(position or 0)
+
+
+async def read_checkpoints(engine: AsyncEngine) -> dict[str, int]:
+    """Every projection's position."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(_TABLE.c.projection, _TABLE.c.position))).all()
+    return {name: int(position) for name, position in rows}
