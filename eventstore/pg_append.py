@@ -57,6 +57,24 @@ SELECT xact.base + n.ord, n.id, a.stream_id, a.current + n.k, n.type,
 RETURNING stream_id, version, position, recorded_at
 """
 
+# The same for a single append, without the join ($1 stream, $2 expected, $3..$6 ids,
+# types, data, metadata, $7 positions used already): most groups hold one append.
+SINGLE_APPEND_SQL = """
+WITH current AS (
+    SELECT coalesce(max(version), 0) AS version FROM chronicle_events WHERE stream_id = $1
+), xact AS (
+    SELECT (pg_current_xact_id()::text::bigint << 16) + $7::int AS base
+)
+INSERT INTO chronicle_events (position, event_id, stream_id, version, type, data, metadata)
+SELECT xact.base + n.ord, n.id, $1, current.version + n.ord, n.type,
+       n.data::jsonb, n.metadata::jsonb
+  FROM current, xact,
+       unnest($3::uuid[], $4::text[], $5::text[], $6::text[])
+           WITH ORDINALITY AS n(id, type, data, metadata, ord)
+ WHERE $2::bigint IS NULL OR $2::bigint = current.version
+RETURNING stream_id, version, position, recorded_at
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class AppendRequest:
@@ -67,8 +85,24 @@ class AppendRequest:
     events: Sequence[EncodedEvent]
 
 
-def append_args(requests: Sequence[AppendRequest], offset: int = 0) -> tuple[object, ...]:
-    """The parameters of APPEND_SQL for ``requests`` (streams must be distinct)."""
+def statement(requests: Sequence[AppendRequest], offset: int = 0) -> tuple[str, tuple[object, ...]]:
+    """The SQL and parameters that append ``requests`` (streams must be distinct)."""
+    if len(requests) == 1:
+        (request,) = requests
+        events = request.events
+        return SINGLE_APPEND_SQL, (
+            request.stream_id,
+            request.expected,
+            [item.event.event_id for item in events],
+            [item.event.type for item in events],
+            [item.data_json for item in events],
+            [item.metadata_json for item in events],
+            offset,
+        )
+    return APPEND_SQL, _group_args(requests, offset)
+
+
+def _group_args(requests: Sequence[AppendRequest], offset: int) -> tuple[object, ...]:
     owners: list[int] = []
     within: list[int] = []
     for index, request in enumerate(requests, start=1):

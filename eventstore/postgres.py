@@ -36,14 +36,7 @@ from eventstore.limits import (
 )
 from eventstore.migrations import Migration, migrate_postgres
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
-from eventstore.pg_append import (
-    APPEND_SQL,
-    RUN_ALONE,
-    AppendRequest,
-    GroupCommitter,
-    Rows,
-    append_args,
-)
+from eventstore.pg_append import RUN_ALONE, AppendRequest, GroupCommitter, Rows, statement
 from eventstore.signal import AppendSignal
 from eventstore.store import EventStore
 
@@ -177,14 +170,16 @@ class PostgresEventStore(EventStore):
     async def _alone(self, request: AppendRequest) -> tuple[Rows, bool]:
         """Run one append by itself; (rows, whether it lost a version race)."""
         try:
-            return await self._pool.fetch(APPEND_SQL, *append_args([request])), False
+            sql, args = statement([request])
+            return await self._pool.fetch(sql, *args), False
         except asyncpg.UniqueViolationError as exc:
             return [], exc.constraint_name == "chronicle_events_stream_version"
         except Exception as exc:
             raise translate(exc) from exc
 
     async def _execute_group(self, requests: Sequence[AppendRequest]) -> Rows:
-        return await self._pool.fetch(APPEND_SQL, *append_args(requests))
+        sql, args = statement(requests)
+        return await self._pool.fetch(sql, *args)
 
     async def _stored(self, stream_id: str, encoded: Sequence[EncodedEvent]) -> AppendResult | None:
         """The recorded events when this batch is stored already (an idempotent retry);

@@ -21,7 +21,7 @@ import pytest
 
 from eventstore import ANY, EventStore, NewEvent, open_event_store
 from eventstore.limits import Limits, encode_events
-from eventstore.pg_append import APPEND_SQL, AppendRequest, append_args
+from eventstore.pg_append import AppendRequest, statement
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,7 +50,13 @@ async def raw_append(conn: asyncpg.Connection, rng: random.Random, outcome: Outc
         events = encode_events(
             [NewEvent("Tortured", {"n": i}, {}, id_) for i, id_ in enumerate(ids)], Limits()
         )
-        await conn.fetch(APPEND_SQL, *append_args([AppendRequest(stream, None, events)]))
+        requests = [AppendRequest(stream, None, events)]
+        if rng.random() < 0.5:  # the group form, with a second stream in the same statement
+            more = [NewEvent("Tortured", {"n": 0}, {}, uuid.uuid4())]
+            ids.append(more[0].event_id)
+            requests.append(AppendRequest(f"{stream}x", None, encode_events(more, Limits())))
+        sql, args = statement(requests)
+        await conn.fetch(sql, *args)
         await asyncio.sleep(rng.uniform(0, 0.005))
     except asyncpg.UniqueViolationError:
         await tx.rollback()  # lost a version race: nothing committed
