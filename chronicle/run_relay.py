@@ -52,6 +52,7 @@ async def _open(settings: RelaySettings, stack: AsyncExitStack) -> Resources:
         settings.topology(),
         queues=projection_queues(),
         connect_timeout=settings.broker_connect_timeout,
+        confirm_timeout=settings.relay_confirm_timeout,
         name=f"chronicle {settings.relay_name}",
     )
     stack.push_async_callback(bus.close)

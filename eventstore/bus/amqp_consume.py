@@ -186,6 +186,10 @@ class AmqpSubscription:
         )
 
     async def __aenter__(self) -> AmqpSubscription:
+        """Start consuming now (with back-off while the broker is away), so that
+        ``start="next"`` means the events published after this returns."""
+        if self._channel is None:
+            await self._attach_with_retry()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -22,6 +22,7 @@ def open_bus(
     *,
     queues: Iterable[QueueSpec] = (),
     connect_timeout: float = 5.0,
+    confirm_timeout: float = 30.0,
     name: str = "chronicle",
 ) -> EventBus:
     """``memory://`` (in-process) or ``amqp://…`` / ``amqps://…`` (RabbitMQ).
@@ -35,5 +36,12 @@ def open_bus(
     if scheme == "memory":
         return MemoryBus(topology, queues=queues)
     if is_amqp(url):
-        return AmqpBus(url, topology, queues=queues, connect_timeout=connect_timeout, name=name)
+        return AmqpBus(
+            url,
+            topology,
+            queues=queues,
+            connect_timeout=connect_timeout,
+            confirm_timeout=confirm_timeout,
+            name=name,
+        )
     raise UnsupportedUrl(f"unsupported broker URL {mask_password(url)!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -18,10 +19,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from eventstore.bus.api import Delivery, EventBus, QueueSpec, StreamStart
-from eventstore.bus.errors import BusClosed
+from eventstore.bus.errors import BusClosed, MessageDecodeError
 from eventstore.bus.routing import topic_matches
 from eventstore.bus.topology import Topology
 from eventstore.bus.wire import Envelope, event_from_json, previous_position_of
+
+log = logging.getLogger(__name__)
 
 
 class _Wakeup:
@@ -45,19 +48,21 @@ class _Item:
     redelivered: bool = False
 
 
-def _delivery(item: _Item, reader: _Reader, offset: int | None = None) -> Delivery:
+def _delivery(item: _Item, reader: _Reader, offset: int | None = None) -> Delivery | None:
+    """The delivery of ``item``; None (logged) when it does not decode, as RabbitMQ
+    consumers drop such a message rather than loop on it."""
     envelope = item.envelope
+    try:
+        event = event_from_json(envelope.body)
+        previous = previous_position_of(envelope.headers)
+    except MessageDecodeError as exc:
+        log.error("dropping undecodable message %s: %s", envelope.message_id, exc)
+        return None
 
     async def settle(ack: bool, requeue: bool) -> None:
         reader.settle(item, ack, requeue)
 
-    return Delivery(
-        event_from_json(envelope.body),
-        previous_position_of(envelope.headers),
-        settle,
-        redelivered=item.redelivered,
-        offset=offset,
-    )
+    return Delivery(event, previous, settle, redelivered=item.redelivered, offset=offset)
 
 
 class _Reader:
@@ -165,11 +170,13 @@ class _QueueReader(_Reader):
         queue.join(self)
 
     def _take(self) -> Delivery | None:
-        if self._queue.active is not self or not self._queue.ready:
-            return None
-        item = self._queue.ready.popleft()
-        self._unacked[item.tag] = item
-        return _delivery(item, self)
+        while self._queue.active is self and self._queue.ready:
+            item = self._queue.ready.popleft()
+            delivery = _delivery(item, self)
+            if delivery is not None:
+                self._unacked[item.tag] = item
+                return delivery
+        return None
 
     def _on_settled(self, item: _Item, ack: bool, requeue: bool) -> None:
         if not ack and requeue:
@@ -229,12 +236,14 @@ class _BroadcastReader(_Reader):
     def _take(self) -> Delivery | None:
         # A reader left behind by retention skips to the oldest kept event.
         self._offset = max(self._offset, self._log.first_offset)
-        if self._offset >= self._log.next_offset:
-            return None
-        item = self._log.at(self._offset)
-        self._offset += 1
-        self._unacked[item.tag] = item
-        return _delivery(item, self, offset=item.tag)
+        while self._offset < self._log.next_offset:
+            item = self._log.at(self._offset)
+            self._offset += 1
+            delivery = _delivery(item, self, offset=item.tag)
+            if delivery is not None:
+                self._unacked[item.tag] = item
+                return delivery
+        return None
 
 
 class MemoryBus(EventBus):
