@@ -5,6 +5,9 @@ the embedded default (an SQLite file and the in-process bus) works with no
 configuration at all, and pointing CHRONICLE_EVENTSTORE_URL / CHRONICLE_BROKER_URL at
 PostgreSQL and RabbitMQ runs the same processes against them. Each process listens on
 its own default port (CHRONICLE_HTTP_PORT would make them collide, so it is ignored).
+With no JWT key configured and CHRONICLE_AUTH unset, it runs without authentication
+(the zero-configuration demo; every process binds 127.0.0.1 unless told otherwise) and
+says so; `chronicle serve` refuses that.
 
 A process joins by one line in ``PROCESSES``: a module with
 ``async def serve(stop, resources)``. A module that does not exist in this build is
@@ -100,10 +103,19 @@ def _announce(settings: BrokerSettings, running: list[Process], missing: list[Pr
     typer.echo("Ctrl-C stops everything.")
 
 
-async def serve(stop: asyncio.Event) -> None:
-    """Run every process of this build until ``stop`` is set; close everything after."""
+def _zero_configuration() -> None:
+    """Adjust the environment for processes sharing one OS process (see module docs)."""
     if os.environ.pop("CHRONICLE_HTTP_PORT", None) is not None:
         log.warning("chronicle up: CHRONICLE_HTTP_PORT ignored; each process uses its own port")
+    auth_keys = ("CHRONICLE_AUTH", "CHRONICLE_JWT_SECRET", "CHRONICLE_JWT_JWKS_URL")
+    if not any(os.environ.get(key) for key in auth_keys):
+        os.environ["CHRONICLE_AUTH"] = "disabled"
+        typer.echo("Authentication is off (no CHRONICLE_JWT_SECRET or CHRONICLE_JWT_JWKS_URL).")
+
+
+async def serve(stop: asyncio.Event) -> None:
+    """Run every process of this build until ``stop`` is set; close everything after."""
+    _zero_configuration()
     settings = BrokerSettings()
     loaded = [(process, _load(process)) for process in PROCESSES]
     running = [(p, fn) for p, fn in loaded if fn is not None]
