@@ -15,6 +15,7 @@ from urllib.parse import quote
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from eventstore.migrations import migrate
 from eventstore.urls import DatabaseUrl, parse_database_url
@@ -59,7 +60,15 @@ def open_engine(
             max_overflow=0,
             connect_args={"prepared_statement_cache_size": cache},
         )
-    engine = create_async_engine(sqlalchemy_url(target, memory_key), connect_args={"timeout": 30})
+    # A shared in-memory database lives while one of its connections is open; one
+    # pooled connection per engine keeps it alive and serialises the engine's users.
+    sizing = {"pool_size": 1, "max_overflow": 0} if target.in_memory else {}
+    engine = create_async_engine(
+        sqlalchemy_url(target, memory_key),
+        connect_args={"timeout": 30},
+        poolclass=AsyncAdaptedQueuePool,
+        **sizing,
+    )
     _configure_sqlite(engine, writer=writer, in_memory=target.in_memory)
     return engine
 

@@ -96,6 +96,7 @@ class Replay:
             projection, engine, tables=self.shadow, checkpoint=self.shadow_checkpoint
         )
         self.events = 0
+        self.position = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> ReplayResult:
         """Prepare, rebuild and swap. Raises ReplayError when ``stop`` is set first (the
@@ -128,7 +129,7 @@ class Replay:
             batch = await self.store.read_all(position, self.batch_size)
             if not batch:
                 return position
-            position = await self.applier.commit(batch)
+            position = self.position = await self.applier.commit(batch)
             self.events += len(batch)
             self.progress.advanced(len(batch), position)
 
