@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -99,6 +100,7 @@ class Bridge:
             raise RuntimeError("the live feed has not started")
 
     async def _handle(self, ws: ServerConnection) -> None:
+        limit_send_buffer(ws, self.settings.bridge_send_buffer)
         await Session(ws, self.context).run()
 
     async def _drain(self, server: Server) -> None:
@@ -115,6 +117,17 @@ class Bridge:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await server.wait_closed()
+
+
+def limit_send_buffer(ws: ServerConnection, size: int | None) -> None:
+    """Cap the kernel's send buffer of this client's socket (None: kernel autotuning).
+
+    Autotuning lets a client that stopped reading park megabytes in the kernel before
+    its queue here fills; a cap bounds memory per client and detects slow ones sooner.
+    """
+    sock = ws.transport.get_extra_info("socket")
+    if size is not None and sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def _first(hub: asyncio.Task[None], stop: asyncio.Event) -> None:

@@ -49,6 +49,9 @@ class BridgeSettings(BrokerSettings):
     bridge_write_limit: int = Field(
         default=64 * 1024, ge=1024, description="bytes buffered per socket before queueing"
     )
+    bridge_send_buffer: int | None = Field(
+        default=None, ge=4096, description="kernel send buffer per client socket (unset: auto)"
+    )
     bridge_ping_interval: float | None = Field(
         default=20.0, gt=0, description="seconds between keepalive pings (unset: none)"
     )
