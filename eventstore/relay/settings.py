@@ -20,7 +20,7 @@ class RelaySettings(BrokerSettings):
         default=4, ge=1, le=64, description="batches published and awaiting confirms at once"
     )
     relay_poll_max_delay: float = Field(
-        default=0.1, gt=0, description="longest wait between reads of an idle log, seconds"
+        default=0.025, gt=0, description="longest wait between reads of an idle log, seconds"
     )
     relay_checkpoint_interval: float = Field(
         default=0.05, ge=0, description="shortest time between checkpoint writes, seconds"
