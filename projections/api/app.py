@@ -9,22 +9,26 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response
 
-from eventstore import EventStore, open_event_store
+from eventstore import EventStore, StoreUnavailable, open_event_store
 from eventstore.web import (
     HttpMetrics,
     ReadinessCheck,
     health_router,
     install_problem_handlers,
     metrics_router,
+    problem_response,
 )
 from projections.api.readers import Reader
 from projections.api.routes import POSITION_HEADER, STALE_HEADER, router
+from projections.apply import is_unavailable
 from projections.db import open_engine
 from projections.settings import QueriesSettings
 
@@ -72,6 +76,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_exception_handler(DBAPIError, _unavailable)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_middleware(HttpMetrics, registry=registry)
     app.add_middleware(
         CORSMiddleware,
@@ -83,6 +89,15 @@ def create_app(
     app.include_router(health_router({"read_database": _ping(app), "eventstore": _store(app)}))
     app.include_router(metrics_router(registry))
     return app
+
+
+async def _unavailable(_: Request, exc: Exception) -> Response:
+    # Only connection-level failures reach here as 503; anything else is a bug (500).
+    if isinstance(exc, DBAPIError) and not is_unavailable(exc):
+        raise exc
+    return problem_response(
+        503, "read_model_unavailable", "The read database or the log is unavailable"
+    )
 
 
 def _ping(app: FastAPI) -> ReadinessCheck:
