@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from eventstore.bus.amqp_consume import AmqpSubscription, BroadcastSource, QueueSource
-from eventstore.bus.amqp_link import AmqpLink, translate, translated
+from eventstore.bus.amqp_link import AmqpLink, opening_channel, translate, translated
 from eventstore.bus.api import EventBus, QueueSpec, StreamStart
 from eventstore.bus.errors import BusClosed, BusUnavailable
 from eventstore.bus.topology import Topology
@@ -164,7 +164,7 @@ class AmqpBus(EventBus):
         connection = await self._publish_link.connection()
         try:
             await declare_topology(connection, self.topology, self._queues)
-            with translated():
+            with opening_channel():
                 channel = await connection.channel(publisher_confirms=True)
                 underlay = await channel.get_underlay_channel()
         except BusUnavailable:

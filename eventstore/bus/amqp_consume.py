@@ -17,7 +17,7 @@ from typing import Any
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from eventstore.bus.amqp_link import AmqpLink, translated
+from eventstore.bus.amqp_link import AmqpLink, opening_channel, translated
 from eventstore.bus.api import Delivery, QueueSpec, StreamStart
 from eventstore.bus.backoff import Backoff
 from eventstore.bus.errors import BusUnavailable, MessageDecodeError
@@ -145,7 +145,7 @@ class AmqpSubscription:
 
     async def _attach(self) -> None:
         connection = await self._link.connection()
-        with translated():
+        with opening_channel():
             channel = await connection.channel(publisher_confirms=False)
             try:
                 await channel.set_qos(prefetch_count=self._prefetch)

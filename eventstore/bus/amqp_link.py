@@ -27,6 +27,10 @@ _UNAVAILABLE = (
 
 def translate(exc: BaseException) -> BaseException:
     """The bus error for a driver error (others are returned unchanged)."""
+    if isinstance(exc, asyncio.CancelledError):
+        # A publish cancelled by someone else: the driver cancels the confirms still
+        # pending when their channel closes.
+        return BusUnavailable("the broker channel closed before confirming")
     if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
         return TopologyMismatch(f"broker object exists with other arguments: {exc}")
     if isinstance(exc, aiormq.exceptions.DeliveryError):
@@ -43,6 +47,17 @@ def translated() -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         raise translate(exc) from exc
+
+
+@contextmanager
+def opening_channel() -> Iterator[None]:
+    """Like :func:`translated`, for opening a channel: aio-pika raises RuntimeError
+    there when the connection closed under it."""
+    try:
+        with translated():
+            yield
+    except RuntimeError as exc:
+        raise BusUnavailable(f"RabbitMQ connection lost: {exc}") from exc
 
 
 class AmqpLink:

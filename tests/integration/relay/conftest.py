@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import aio_pika
@@ -20,10 +21,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventstore import RecordedEvent
+from chronicle import run_relay
+from eventstore import EventStore, RecordedEvent, open_event_store
 from eventstore.bus import Delivery, EventBus, QueueSpec, Topology, open_bus
 from eventstore.relay import RelaySettings
 from tests import services
+from tests.tcp_proxy import TcpProxy
 from tests.unit.relay.helpers import wait_until
 
 STREAM_MAX_BYTES = 20 << 20
@@ -105,6 +108,37 @@ class Broker:
                 await channel.queue_delete(self.topology.queue_name(name))
             await channel.queue_delete(self.topology.broadcast)
             await channel.exchange_delete(self.topology.exchange)
+
+
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
+    """The event store on the test's fresh PostgreSQL database."""
+    store = await open_event_store(pg_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def rabbitmq_proxy(amqp_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A proxy in front of the shared RabbitMQ, and the AMQP URL through it."""
+    target = urlsplit(amqp_url)
+    async with TcpProxy(target.hostname or "127.0.0.1", target.port or 5672) as proxy:
+        netloc = f"{target.username}:{target.password}@127.0.0.1:{proxy.port}"
+        yield proxy, target._replace(netloc=netloc).geturl()
+
+
+@contextlib.asynccontextmanager
+async def relay_running(settings: RelaySettings) -> AsyncIterator[str]:
+    """`serve relay` in this process; yields its HTTP base URL."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_relay.serve(stop, settings=settings))
+    try:
+        yield f"http://127.0.0.1:{settings.http_port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture

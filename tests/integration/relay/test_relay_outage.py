@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from eventstore import EventStore, RecordedEvent, open_event_store
-from tests.integration.relay.conftest import Broker, Collector
+from eventstore import EventStore, RecordedEvent
+from tests.integration.relay.conftest import Broker, Collector, relay_running
 from tests.integration.relay.test_bus_contract import events
-from tests.integration.relay.test_relay_rabbitmq import relay_running
 from tests.tcp_proxy import TcpProxy
 from tests.unit.relay.helpers import append_events, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
-
-
-@pytest.fixture
-async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
-    store = await open_event_store(pg_url)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture
-async def rabbitmq_proxy(amqp_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
-    """A proxy in front of the shared RabbitMQ, and the AMQP URL through it."""
-    target = urlsplit(amqp_url)
-    async with TcpProxy(target.hostname or "127.0.0.1", target.port or 5672) as proxy:
-        netloc = f"{target.username}:{target.password}@127.0.0.1:{proxy.port}"
-        yield proxy, target._replace(netloc=netloc).geturl()
 
 
 class Writer:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from eventstore import EventStore, open_event_store
+from eventstore import EventStore
 from tests.integration.relay.conftest import Broker, Collector, RelayProcess
 from tests.unit.relay.helpers import append_events, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
-
-
-@pytest.fixture
-async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
-    store = await open_event_store(pg_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def relay_env(pg_url: str, broker: Broker) -> dict[str, str]:

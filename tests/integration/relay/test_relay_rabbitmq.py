@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import aio_pika
 import httpx
 import pytest
 
-from chronicle import run_relay
-from eventstore import EventStore, RecordedEvent, open_event_store
-from eventstore.relay import RelaySettings
-from tests.integration.relay.conftest import Broker, sample
+from eventstore import EventStore, RecordedEvent
+from tests.integration.relay.conftest import Broker, relay_running, sample
 from tests.unit.relay.helpers import append_events, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
-
-
-@contextlib.asynccontextmanager
-async def relay_running(settings: RelaySettings) -> AsyncIterator[str]:
-    """`serve relay` in this process; yields its HTTP base URL."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_relay.serve(stop, settings=settings))
-    try:
-        yield f"http://127.0.0.1:{settings.http_port}"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-
-
-@pytest.fixture
-async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
-    store = await open_event_store(pg_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_every_appended_event_arrives_in_order_with_its_headers(
