@@ -38,7 +38,7 @@ from eventstore.migrations import Migration, migrate_postgres
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from eventstore.pg_append import RUN_ALONE, AppendRequest, GroupCommitter, Rows, statement
 from eventstore.signal import AppendSignal
-from eventstore.store import EventStore
+from eventstore.store import EventStore, check_read_all, stream_read_start
 
 _COLUMNS = "position, event_id, stream_id, version, type, data::text, metadata::text, recorded_at"
 
@@ -216,17 +216,11 @@ class PostgresEventStore(EventStore):
         backwards: bool = False,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        check_stream_id(stream_id, self.limits)
-        if from_version is not None:
-            check_non_negative("from_version", from_version)
-        if limit is not None:
-            check_non_negative("limit", limit)
+        start = stream_read_start(stream_id, from_version, backwards, limit, self.limits)
         if backwards:
-            start = (1 << 62) if from_version is None else from_version
             sql = f"""SELECT {_COLUMNS} FROM chronicle_events
                       WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3"""
         else:
-            start = 1 if from_version is None else from_version
             sql = f"""SELECT {_COLUMNS} FROM chronicle_events
                       WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3"""
         async with translate_errors():
@@ -241,8 +235,7 @@ class PostgresEventStore(EventStore):
         categories: Collection[str] | None = None,
         types: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
-        check_non_negative("after_position", after_position)
-        check_non_negative("limit", limit)
+        check_read_all(after_position, limit)
         filters = _READ_ALL[(categories is not None, types is not None)]
         sql = f"""SELECT {_COLUMNS} FROM chronicle_events
                   WHERE position > $1 AND position < {_FENCE}{filters}

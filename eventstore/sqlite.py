@@ -38,7 +38,7 @@ from eventstore.limits import (
 from eventstore.migrations import Migration, migrate_sqlite_connection
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from eventstore.signal import AppendSignal
-from eventstore.store import EventStore
+from eventstore.store import EventStore, check_read_all, stream_read_start
 
 T = TypeVar("T")
 
@@ -131,17 +131,11 @@ class SqliteEventStore(EventStore):
         backwards: bool = False,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        check_stream_id(stream_id, self.limits)
-        if from_version is not None:
-            check_non_negative("from_version", from_version)
-        if limit is not None:
-            check_non_negative("limit", limit)
+        start = stream_read_start(stream_id, from_version, backwards, limit, self.limits)
         if backwards:
-            start = (1 << 62) if from_version is None else from_version
             sql = f"""SELECT {_COLUMNS} FROM chronicle_events WHERE stream_id = ?
                       AND version <= ? ORDER BY version DESC LIMIT ?"""
         else:
-            start = 1 if from_version is None else from_version
             sql = f"""SELECT {_COLUMNS} FROM chronicle_events WHERE stream_id = ?
                       AND version >= ? ORDER BY version LIMIT ?"""
         params = (stream_id, start, -1 if limit is None else limit)
@@ -155,8 +149,7 @@ class SqliteEventStore(EventStore):
         categories: Collection[str] | None = None,
         types: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
-        check_non_negative("after_position", after_position)
-        check_non_negative("limit", limit)
+        check_read_all(after_position, limit)
         where = "position > ?"
         params: list[object] = [after_position]
         for column, values in (("category", categories), ("type", types)):

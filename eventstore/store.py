@@ -20,11 +20,33 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from eventstore.errors import StoreUnavailable
-from eventstore.limits import Limits, check_non_negative
+from eventstore.limits import Limits, check_non_negative, check_stream_id
 from eventstore.migrations import Migration
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 
 log = logging.getLogger(__name__)
+
+_LAST_VERSION = 1 << 62
+"""Above any stream version: where a backwards read starts by default."""
+
+
+def stream_read_start(
+    stream_id: str, from_version: int | None, backwards: bool, limit: int | None, limits: Limits
+) -> int:
+    """Check read_stream's arguments (InvalidStreamId, InvalidVersion); the version to
+    start from."""
+    check_stream_id(stream_id, limits)
+    if limit is not None:
+        check_non_negative("limit", limit)
+    if from_version is None:
+        return _LAST_VERSION if backwards else 1
+    return check_non_negative("from_version", from_version)
+
+
+def check_read_all(after_position: int, limit: int) -> None:
+    """Check read_all's arguments (InvalidVersion)."""
+    check_non_negative("after_position", after_position)
+    check_non_negative("limit", limit)
 
 
 @dataclass(frozen=True, slots=True)
