@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from rich.console import Console
@@ -50,6 +51,9 @@ class LoadResult:
     elapsed: float = 0.0
     sent_at: dict[int, float] = field(default_factory=dict)
     received_at: list[dict[int, float]] = field(default_factory=list)
+    commit_lags: list[float] = field(default_factory=list)
+    """Seconds from the event's commit (its ``recorded_at``) to its receipt: the
+    relay, broker and bridge share of the latency, without the command API's."""
 
     def latencies(self) -> list[float]:
         found = [
@@ -79,6 +83,7 @@ class Listener:
         self._url = url
         self._token = token
         self.seen: dict[int, float] = {}
+        self.commit_lags: list[float] = []
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -101,6 +106,8 @@ class Listener:
                 frame = json.loads(message)
                 if frame.get("op") == "event":
                     self.seen.setdefault(frame["position"], now)
+                    recorded = datetime.fromisoformat(frame["recorded_at"]).timestamp()
+                    self.commit_lags.append(time.time() - recorded)
                     self._changed.set()
 
     async def wait_for(self, positions: set[int]) -> None:
@@ -187,6 +194,7 @@ async def measure(plan: LoadPlan, progress: Progress | None = None) -> LoadResul
         finally:
             await asyncio.gather(*(listener.stop() for listener in listeners))
     result.received_at = [listener.seen for listener in listeners]
+    result.commit_lags = sorted(lag for listener in listeners for lag in listener.commit_lags)
     return result
 
 
@@ -204,6 +212,9 @@ def report(plan: LoadPlan, result: LoadResult, console: Console) -> None:
     ]
     for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
         rows.append((f"latency {name}", f"{percentile(ordered, fraction) * 1000:.1f} ms"))
+    for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+        lag = percentile(result.commit_lags, fraction) * 1000
+        rows.append((f"commit -> receipt {name}", f"{lag:.1f} ms"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

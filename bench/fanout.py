@@ -1,0 +1,461 @@
+"""WebSocket fan-out benchmark: the bridge against a raw `websockets` broadcast.
+
+One run, loopback only, bounded in count and time:
+
+(a) baseline: a raw `websockets` server (its own process) broadcasting N event-sized
+    messages to C clients with ``websockets.broadcast``;
+(b) ours: a bridge replica (``chronicle serve bridge``, its own process) delivering N
+    events published to RabbitMQ to C subscribed clients;
+    in both the clients run in a separate process, and deliveries/s is N x C over the
+    time from the first publish to the last client's last receipt;
+(c) the RSS of one replica holding M idle subscribed connections;
+(d) end-to-end latency POST -> client receipt at R commands/s through the whole
+    pipeline (commands, PostgreSQL, relay, RabbitMQ, bridge), via `chronicle load`.
+
+Ends with one JSON line: {"bench": "fanout", "ours", "baseline", "ratio", "unit", ...}.
+Needs PostgreSQL and RabbitMQ (see bench/common.py and CHRONICLE_BENCH_AMQP_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from bench.common import create_scratch_database, drop_database
+from chronicle.load import LoadPlan, measure, percentile
+from chronicle.migrations import all_migrations
+from eventstore.bus import Topology, open_bus
+from eventstore.bus.wire import encode
+from eventstore.migrations import migrate
+from eventstore.model import RecordedEvent
+
+AMQP_URL = os.environ.get("CHRONICLE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+CHRONICLE = str(Path(sys.executable).with_name("chronicle"))
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def sample_event(position: int) -> RecordedEvent:
+    return RecordedEvent(
+        event_id=uuid.uuid4(),
+        stream_id=f"account-bench-{position % 50}",
+        version=position,
+        position=position,
+        type="MoneyDeposited",
+        data={"account_id": f"bench-{position % 50}", "amount": 1250},
+        metadata={"actor": "bench", "correlation_id": str(uuid.uuid4())},
+        recorded_at=datetime.now(UTC),
+    )
+
+
+def event_frame(position: int) -> str:
+    """What a bridge client receives for one event: the baseline sends the same size."""
+    event = sample_event(position)
+    return json.dumps(
+        {
+            "op": "event",
+            "sub": "b",
+            "position": position,
+            "stream_id": event.stream_id,
+            "version": event.version,
+            "type": event.type,
+            "data": event.data,
+            "metadata": event.metadata,
+            "recorded_at": event.recorded_at.isoformat(),
+        },
+        separators=(",", ":"),
+    )
+
+
+# -- the client process -------------------------------------------------------------
+
+
+async def client_role(url: str, count: int, expect: int, subscribe: bool, hold: bool) -> None:
+    """Open ``count`` connections; print "ready"; print the time each got ``expect``
+    events; or, with ``hold``, keep them open until stdin closes."""
+    raise_nofile()
+    done: list[float] = []
+    all_done = asyncio.Event()
+    gate = asyncio.Semaphore(200)
+    connections = []
+
+    async def open_one(i: int) -> Any:
+        async with gate:
+            ws = await connect(url, compression=None, max_queue=None, open_timeout=60)
+            if subscribe:
+                sub = {"op": "subscribe", "id": "b", "filter": {"streams": [f"s-{i}"]}}
+                if not hold:
+                    sub["filter"] = {}
+                await ws.send(json.dumps(sub))
+                await ws.recv()
+            return ws
+
+    async def receive(ws: Any) -> None:
+        seen = 0
+        async for _ in ws:
+            seen += 1
+            if seen == expect:
+                done.append(time.time())
+                if len(done) == count:
+                    all_done.set()
+                return
+
+    connections = await asyncio.gather(*(open_one(i) for i in range(count)))
+    print("ready", flush=True)
+    if hold:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    else:
+        tasks = [asyncio.create_task(receive(ws)) for ws in connections]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_done.wait(), 120)
+        print(json.dumps({"done": len(done), "last": max(done) if done else None}), flush=True)
+        for task in tasks:
+            task.cancel()
+    for ws in connections:
+        ws.transport.abort()
+
+
+# -- the raw baseline server process ------------------------------------------------
+
+
+async def raw_server_role(port: int, clients: int, events: int) -> None:
+    """Accept ``clients`` connections; on a line on stdin, broadcast ``events`` frames."""
+    raise_nofile()
+    connected: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        connected.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            connected.discard(ws)
+
+    frames = [event_frame(p) for p in range(1, events + 1)]
+    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=16):
+        print("listening", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        for frame in frames:
+            broadcast(connected, frame)
+            await asyncio.sleep(0)  # let the transports flush, as a server must
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+# -- orchestration ------------------------------------------------------------------
+
+
+class Child:
+    """A subprocess speaking lines on stdout."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+
+    async def line(self, timeout: float = 180) -> str:
+        assert self.popen.stdout is not None
+        read = asyncio.to_thread(self.popen.stdout.readline)
+        text = await asyncio.wait_for(read, timeout)
+        if not text:
+            raise RuntimeError(f"{self.popen.args} ended early")
+        return text.strip()
+
+    def send(self, text: str = "\n") -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text)
+        self.popen.stdin.flush()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(BrokenPipeError):
+                assert self.popen.stdin is not None
+                self.popen.stdin.close()
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def clients(url: str, count: int, expect: int, *, subscribe: bool, hold: bool = False) -> Child:
+    args = [sys.executable, "-m", "bench.fanout", "--role", "clients", "--url", url]
+    args += ["--clients", str(count), "--events", str(expect)]
+    args += (["--subscribe"] if subscribe else []) + (["--hold"] if hold else [])
+    return Child(args)
+
+
+async def baseline(n_clients: int, events: int) -> float:
+    port = free_port()
+    server = Child(
+        [
+            *(sys.executable, "-m", "bench.fanout", "--role", "raw-server"),
+            *("--port", str(port), "--clients", str(n_clients), "--events", str(events)),
+        ]
+    )
+    receivers: Child | None = None
+    try:
+        await server.line()
+        receivers = clients(f"ws://127.0.0.1:{port}", n_clients, events, subscribe=False)
+        await receivers.line()
+        start = time.time()
+        server.send()
+        return _rate(json.loads(await receivers.line()), start, n_clients, events)
+    finally:
+        for child in (receivers, server):
+            if child is not None:
+                child.stop()
+
+
+def _rate(report: dict[str, Any], start: float, n_clients: int, events: int) -> float:
+    if report["done"] != n_clients:
+        raise RuntimeError(f"only {report['done']} of {n_clients} clients got every event")
+    return float(n_clients * events / (report["last"] - start))
+
+
+@contextlib.asynccontextmanager
+async def bridge_process(
+    store_url: str, prefix: str, extra: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Child, int]]:
+    port = free_port()
+    env = {
+        "CHRONICLE_EVENTSTORE_URL": store_url,
+        "CHRONICLE_BROKER_URL": AMQP_URL,
+        "CHRONICLE_BROKER_PREFIX": prefix,
+        "CHRONICLE_AUTH": "disabled",
+        "CHRONICLE_HTTP_PORT": str(port),
+        "CHRONICLE_LOG_LEVEL": "WARNING",
+        "CHRONICLE_BRIDGE_PING_INTERVAL": "60",
+        **(extra or {}),
+    }
+    child = Child([CHRONICLE, "serve", "bridge"], env)
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}/readyz", child)
+        yield child, port
+    finally:
+        child.stop()
+
+
+async def _wait_ready(url: str, child: Child, seconds: float = 30) -> None:
+    async with httpx.AsyncClient() as http:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if child.popen.poll() is not None:
+                raise RuntimeError(f"{child.popen.args} exited")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url, timeout=1)).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready in {seconds}s")
+
+
+async def ours(n_clients: int, events: int, workdir: Path) -> float:
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    topology = Topology(prefix=prefix)
+    bus = open_bus(AMQP_URL, topology)
+    receivers: Child | None = None
+    try:
+        await bus.declare()
+        store_url = f"sqlite:///{workdir / 'fanout.db'}"
+        await migrate(store_url, all_migrations())
+        async with bridge_process(store_url, prefix) as (_, port):
+            receivers = clients(f"ws://127.0.0.1:{port}/v1/ws", n_clients, events, subscribe=True)
+            await receivers.line()
+            envelopes = [encode(sample_event(p), p - 1) for p in range(1, events + 1)]
+            start = time.time()
+            await bus.publish(envelopes)
+            return _rate(json.loads(await receivers.line()), start, n_clients, events)
+    finally:
+        if receivers is not None:
+            receivers.stop()
+        await _delete_topology(bus, topology)
+
+
+async def _delete_topology(bus: Any, topology: Topology) -> None:
+    await bus.close()
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(topology.broadcast)
+        await channel.exchange_delete(topology.exchange)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def idle_rss(n_clients: int, workdir: Path) -> tuple[float, float]:
+    """RSS (MB) of one replica before and while it holds ``n_clients`` subscribed."""
+    store_url = f"sqlite:///{workdir / 'idle.db'}"
+    await migrate(store_url, all_migrations())
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    holders: Child | None = None
+    async with bridge_process(store_url, prefix) as (bridge, port):
+        try:
+            before = rss_mb(bridge.popen.pid)
+            holders = clients(
+                f"ws://127.0.0.1:{port}/v1/ws", n_clients, 0, subscribe=True, hold=True
+            )
+            await holders.line(timeout=300)
+            return before, rss_mb(bridge.popen.pid)
+        finally:
+            if holders is not None:
+                holders.stop()
+            bus = open_bus(AMQP_URL, Topology(prefix=prefix))
+            await _delete_topology(bus, Topology(prefix=prefix))
+
+
+async def pipeline_latency(rate: float, seconds: float, workdir: Path) -> dict[str, float]:
+    """p50/p99 (ms) POST -> WebSocket receipt at ``rate`` commands/s, full pipeline."""
+    name, url = await create_scratch_database("chronicle_bench_ws")
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    env = {
+        "CHRONICLE_EVENTSTORE_URL": url,
+        "CHRONICLE_BROKER_URL": AMQP_URL,
+        "CHRONICLE_BROKER_PREFIX": prefix,
+        "CHRONICLE_AUTH": "disabled",
+        "CHRONICLE_TRANSFER_MANAGER": "false",
+        "CHRONICLE_LOG_LEVEL": "WARNING",
+    }
+    children: list[Child] = []
+    try:
+        await migrate(url, all_migrations())
+        ports = {"commands": free_port(), "relay": free_port()}
+        for verb, port in ports.items():
+            child = Child([CHRONICLE, "serve", verb], {**env, "CHRONICLE_HTTP_PORT": str(port)})
+            children.append(child)
+            await _wait_ready(f"http://127.0.0.1:{port}/readyz", child)
+        async with bridge_process(url, prefix) as (_, bridge_port):
+            plan = LoadPlan(
+                rate,
+                seconds,
+                10,
+                20,
+                f"http://127.0.0.1:{ports['commands']}",
+                f"ws://127.0.0.1:{bridge_port}/v1/ws",
+            )
+            result = await measure(plan)
+        ordered = result.latencies()
+        return {
+            "latency_p50_ms": round(percentile(ordered, 0.5) * 1000, 1),
+            "latency_p99_ms": round(percentile(ordered, 0.99) * 1000, 1),
+            "latency_commands_per_s": round(result.sent / max(result.elapsed, 1e-9), 1),
+            "latency_missing": float(result.missing()),
+            "commit_to_receipt_p50_ms": round(percentile(result.commit_lags, 0.5) * 1000, 1),
+            "commit_to_receipt_p99_ms": round(percentile(result.commit_lags, 0.99) * 1000, 1),
+        }
+    finally:
+        for child in reversed(children):
+            child.stop()
+        from chronicle.topology import projection_queues
+
+        await _delete_queues(prefix, [q.name for q in projection_queues()])
+        await drop_database(name)
+
+
+async def _delete_queues(prefix: str, names: list[str]) -> None:
+    topology = Topology(prefix=prefix)
+    bus = open_bus(AMQP_URL, topology)
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in names:
+            await channel.queue_delete(topology.queue_name(queue))
+    await _delete_topology(bus, topology)
+
+
+async def main(args: argparse.Namespace) -> None:
+    raise_nofile()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        raw = await baseline(args.clients, args.events)
+        print(f"(a) raw websockets broadcast: {raw:,.0f} deliveries/s", flush=True)
+        bridged = await ours(args.clients, args.events, workdir)
+        print(f"(b) bridge from RabbitMQ:     {bridged:,.0f} deliveries/s", flush=True)
+        before, holding = await idle_rss(args.idle, workdir)
+        print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
+        latency = await pipeline_latency(args.rate, args.seconds, workdir)
+        print(f"(d) end-to-end at {args.rate}/s: {latency}", flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "fanout",
+                "ours": round(bridged),
+                "baseline": round(raw),
+                "ratio": round(bridged / raw, 3),
+                "unit": "deliveries/s",
+                "clients": args.clients,
+                "events": args.events,
+                "idle_connections": args.idle,
+                "rss_mb_idle_replica": round(before, 1),
+                "rss_mb_with_idle_connections": round(holding, 1),
+                **latency,
+            }
+        )
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--role", choices=["main", "clients", "raw-server"], default="main")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--subscribe", action="store_true")
+    parser.add_argument("--hold", action="store_true")
+    args = parser.parse_args()
+    if args.role == "clients":
+        asyncio.run(client_role(args.url, args.clients, args.events, args.subscribe, args.hold))
+    elif args.role == "raw-server":
+        asyncio.run(raw_server_role(args.port, args.clients, args.events))
+    else:
+        asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()
