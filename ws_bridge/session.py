@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
@@ -28,14 +29,37 @@ log = logging.getLogger(__name__)
 
 
 class Session:
-    """Serves one connection from authentication to close (see the module docstring)."""
+    """Serves one connection from authentication to close (see the module docstring).
+
+    An idle connection holds no task of its own besides its handler: the writer task
+    exists only while frames are queued (memory per connection is what bounds how
+    many clients a replica holds).
+    """
+
+    __slots__ = (
+        "_backfills",
+        "_bad_frames",
+        "_closer",
+        "_closing",
+        "_context",
+        "_grant",
+        "_limit",
+        "_queue",
+        "_room",
+        "_settings",
+        "_subs",
+        "_writer",
+        "_ws",
+    )
 
     def __init__(self, ws: ServerConnection, context: BridgeContext) -> None:
         self._ws = ws
         self._context = context
         self._settings = context.settings
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(context.settings.bridge_queue_size)
-        self._writing = False
+        self._limit = context.settings.bridge_queue_size
+        self._queue: deque[bytes] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._room: asyncio.Event | None = None
         self._closing = False
         self._closer: asyncio.Task[None] | None = None
         self._subs: dict[str, Subscription] = {}
@@ -47,7 +71,6 @@ class Session:
         """Serve until the connection closes; then forget every subscription."""
         metrics = self._context.metrics
         metrics.connections.inc()
-        writer = asyncio.create_task(self._write_loop())
         try:
             self._grant = await self._authenticate()
             if self._grant is not None:
@@ -56,7 +79,7 @@ class Session:
             pass
         finally:
             metrics.connections.dec()
-            await self._teardown(writer)
+            await self._teardown()
 
     # -- outbound ---------------------------------------------------------------
 
@@ -64,21 +87,47 @@ class Session:
         """Queue ``frame`` without waiting; on a full queue, close with 1013."""
         if self._closing:
             return False
-        if not self._writing and self._queue.empty() and self._has_room():
-            # The socket buffer has room and nothing is queued ahead: write now.
+        if self._writer is None and self._has_room():
+            # Nothing is queued ahead (no writer) and the socket buffer has room.
             broadcast([self._ws], frame, text=True)
             return True
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._queue) >= self._limit:
             self.overflow()
             return False
+        self._enqueue(frame)
         return True
 
     async def put(self, frame: bytes) -> None:
-        """Queue ``frame``, waiting for room (backfills and replies, never the fan-out)."""
-        if not self._closing:
-            await self._queue.put(frame)
+        """Queue ``frame``, waiting for room (backfills, never the fan-out)."""
+        while len(self._queue) >= self._limit and not self._closing:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
+        if self._closing:
+            return
+        if self._writer is None and self._has_room():
+            broadcast([self._ws], frame, text=True)
+        else:
+            self._enqueue(frame)
+
+    def _enqueue(self, frame: bytes) -> None:
+        self._queue.append(frame)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Send queued frames in order; the task ends when the queue is empty."""
+        try:
+            while self._queue:
+                frame = self._queue.popleft()
+                if self._room is not None:
+                    self._room.set()
+                await self._ws.send(frame, text=True)
+        except ConnectionClosed:
+            self._queue.clear()
+        finally:
+            self._writer = None
 
     def overflow(self) -> None:
         if not self._closing:
@@ -90,24 +139,14 @@ class Session:
         if self._closing:
             return
         self._closing = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._queue.clear()
+        if self._room is not None:
+            self._room.set()
         self._closer = asyncio.create_task(self._ws.close(code, reason))
 
     def _has_room(self) -> bool:
         transport = self._ws.transport
         return transport.get_write_buffer_size() < self._settings.bridge_write_limit
-
-    async def _write_loop(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            self._writing = True
-            try:
-                await self._ws.send(frame, text=True)
-            except ConnectionClosed:
-                return
-            finally:
-                self._writing = False
 
     # -- inbound ----------------------------------------------------------------
 
@@ -233,14 +272,18 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _teardown(self, writer: asyncio.Task[None]) -> None:
+    async def _teardown(self) -> None:
         self._closing = True
+        if self._room is not None:
+            self._room.set()
         for sub in list(self._subs.values()):
             await self._forget(sub)
         self._subs.clear()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
         if self._closer is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._closer
