@@ -100,7 +100,9 @@ def event_frame(position: int) -> str:
 # -- the client process -------------------------------------------------------------
 
 
-async def client_role(url: str, count: int, expect: int, subscribe: bool, hold: bool) -> None:
+async def client_role(
+    url: str, count: int, expect: int, subscribe: bool, hold: bool, measure_lag: bool = False
+) -> None:
     """Open ``count`` connections; print "ready"; print the time each got ``expect``
     events; or, with ``hold``, keep them open until stdin closes."""
     raise_nofile()
@@ -120,10 +122,15 @@ async def client_role(url: str, count: int, expect: int, subscribe: bool, hold: 
                 await ws.recv()
             return ws
 
+    lags: list[float] = []
+
     async def receive(ws: Any) -> None:
         seen = 0
-        async for _ in ws:
+        async for message in ws:
             seen += 1
+            if measure_lag:
+                recorded = datetime.fromisoformat(json.loads(message)["recorded_at"])
+                lags.append(time.time() - recorded.timestamp())
             if seen == expect:
                 done.append(time.time())
                 if len(done) == count:
@@ -138,7 +145,12 @@ async def client_role(url: str, count: int, expect: int, subscribe: bool, hold: 
         tasks = [asyncio.create_task(receive(ws)) for ws in connections]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_done.wait(), 120)
-        print(json.dumps({"done": len(done), "last": max(done) if done else None}), flush=True)
+        lags.sort()
+        report = {"done": len(done), "last": max(done) if done else None}
+        if lags:
+            report["lag_p50"] = lags[len(lags) // 2]
+            report["lag_p99"] = lags[int(len(lags) * 0.99) - 1]
+        print(json.dumps(report), flush=True)
         for task in tasks:
             task.cancel()
     for ws in connections:
@@ -212,10 +224,13 @@ class Child:
                 self.popen.wait()
 
 
-def clients(url: str, count: int, expect: int, *, subscribe: bool, hold: bool = False) -> Child:
+def clients(
+    url: str, count: int, expect: int, *, subscribe: bool, hold: bool = False, lags: bool = False
+) -> Child:
     args = [sys.executable, "-m", "bench.fanout", "--role", "clients", "--url", url]
     args += ["--clients", str(count), "--events", str(expect)]
     args += (["--subscribe"] if subscribe else []) + (["--hold"] if hold else [])
+    args += ["--lags"] if lags else []
     return Child(args)
 
 
@@ -314,6 +329,36 @@ async def _delete_topology(bus: Any, topology: Topology) -> None:
         channel = await connection.channel()
         await channel.queue_delete(topology.broadcast)
         await channel.exchange_delete(topology.exchange)
+
+
+async def bridge_lag(rate: float, events: int, n_clients: int, workdir: Path) -> dict[str, float]:
+    """Publish -> receipt (ms) through RabbitMQ and one replica alone, at ``rate``/s:
+    the bridge's share of the end-to-end latency."""
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    topology = Topology(prefix=prefix)
+    bus = open_bus(AMQP_URL, topology)
+    receivers: Child | None = None
+    try:
+        await bus.declare()
+        store_url = f"sqlite:///{workdir / 'lag.db'}"
+        await migrate(store_url, all_migrations())
+        async with bridge_process(store_url, prefix) as (_, port):
+            url = f"ws://127.0.0.1:{port}/v1/ws"
+            receivers = clients(url, n_clients, events, subscribe=True, lags=True)
+            await receivers.line()
+            start = time.perf_counter()
+            for position in range(1, events + 1):
+                await asyncio.sleep(max(0.0, start + position / rate - time.perf_counter()))
+                await bus.publish([encode(sample_event(position), position - 1)])
+            report = json.loads(await receivers.line())
+        return {
+            "bridge_lag_p50_ms": round(report["lag_p50"] * 1000, 1),
+            "bridge_lag_p99_ms": round(report["lag_p99"] * 1000, 1),
+        }
+    finally:
+        if receivers is not None:
+            receivers.stop()
+        await _delete_topology(bus, topology)
 
 
 def rss_mb(pid: int) -> float:
@@ -415,6 +460,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"(b) bridge from RabbitMQ:     {bridged:,.0f} deliveries/s", flush=True)
         before, holding = await idle_rss(args.idle, workdir)
         print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
+        lag = await bridge_lag(args.rate, int(args.rate * args.seconds), 10, workdir)
+        print(f"(d') publish -> receipt at {args.rate}/s, bridge alone: {lag}", flush=True)
         latency = await pipeline_latency(args.rate, args.seconds, workdir)
         print(f"(d) end-to-end at {args.rate}/s: {latency}", flush=True)
     print(
@@ -431,6 +478,7 @@ async def main(args: argparse.Namespace) -> None:
                 "rss_mb_idle_replica": round(before, 1),
                 "rss_mb_with_idle_connections": round(holding, 1),
                 **latency,
+                **lag,
             }
         )
     )
@@ -448,9 +496,12 @@ def cli() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--subscribe", action="store_true")
     parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--lags", action="store_true")
     args = parser.parse_args()
     if args.role == "clients":
-        asyncio.run(client_role(args.url, args.clients, args.events, args.subscribe, args.hold))
+        asyncio.run(
+            client_role(args.url, args.clients, args.events, args.subscribe, args.hold, args.lags)
+        )
     elif args.role == "raw-server":
         asyncio.run(raw_server_role(args.port, args.clients, args.events))
     else:
