@@ -223,3 +223,38 @@ async def test_stopping_closes_every_client_with_1012(sqlite_url: str) -> None:
     assert time.perf_counter() - started < bridge.settings.bridge_shutdown_grace
     await bus.close()
     await store.close()
+
+
+async def test_a_client_that_stops_answering_pings_is_dropped(sqlite_url: str) -> None:
+    store = await open_event_store(sqlite_url)
+    bus = open_bus("memory://")
+    settings = BridgeSettings(
+        auth="disabled",
+        http_port=0,
+        bridge_ping_interval=0.2,
+        bridge_ping_timeout=0.3,
+        bridge_close_timeout=0.5,
+    )
+    bridge = Bridge(settings, store, bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    await bridge.listening.wait()
+    # A bare TCP client: it completes the upgrade, then never reads nor answers a ping.
+    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+    writer.write(
+        b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    gauge = bridge.metrics.connections
+    async with asyncio.timeout(5):
+        while gauge._value.get() != 1:
+            await asyncio.sleep(0.01)
+        while gauge._value.get() != 0:  # dropped once the pong is overdue
+            await asyncio.sleep(0.01)
+    writer.close()
+    stop.set()
+    await task
+    await bus.close()
+    await store.close()
