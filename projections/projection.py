@@ -30,15 +30,12 @@ class Applied:
 
     record: RecordedEvent
     event: DomainEvent
+    at: str
+    """The record time as ISO 8601 UTC text (how the read models store time)."""
 
     @property
     def position(self) -> int:
         return self.record.position
-
-    @property
-    def at(self) -> str:
-        """The record time as ISO 8601 UTC text (how the read models store time)."""
-        return iso(self.record.recorded_at)
 
 
 def iso(moment: datetime) -> str:
@@ -47,7 +44,7 @@ def iso(moment: datetime) -> str:
 
 def decode(record: RecordedEvent) -> Applied:
     """Raises commands.events.EventContractError when the event cannot be read."""
-    return Applied(record, decode_stored(record))
+    return Applied(record, decode_stored(record), iso(record.recorded_at))
 
 
 class Projection(abc.ABC):

@@ -122,16 +122,23 @@ class Replay:
         """Apply the log up to its head (as of each read) to the shadow tables."""
         head = await self.store.head_position()
         self.progress.started(self.projection.name, head)
-        position = 0
-        while True:
+        batch = await self.store.read_all(0, self.batch_size)
+        while batch:
             if stop is not None and stop.is_set():
                 raise ReplayError(f"replay of {self.projection.name} interrupted; live untouched")
-            batch = await self.store.read_all(position, self.batch_size)
-            if not batch:
-                return position
-            position = self.position = await self.applier.commit(batch)
+            # Read the next batch while this one is applied: the store and the read
+            # database work at the same time.
+            after = batch[-1].position
+            reading = asyncio.ensure_future(self.store.read_all(after, self.batch_size))
+            try:
+                self.position = await self.applier.commit(batch)
+            except BaseException:
+                reading.cancel()
+                raise
             self.events += len(batch)
-            self.progress.advanced(len(batch), position)
+            self.progress.advanced(len(batch), self.position)
+            batch = await reading
+        return self.position
 
     async def swap(self, position: int) -> int:
         """Swap the shadow tables in; return the live checkpoint after the swap."""

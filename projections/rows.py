@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row: TypeAlias = dict[str, Any]
 
+_COPY_FROM = 200
+"""Rows from which COPY beats a multi-row INSERT."""
+
 _CHUNK = 500
 """Keys per ``IN (…)`` list: far below SQLite's and asyncpg's parameter limits."""
 
@@ -40,9 +43,22 @@ async def load_rows(
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Iterable[Row]) -> None:
+    """Insert ``rows`` in the caller's transaction: COPY on PostgreSQL for a large batch
+    (a replay's), a multi-row INSERT otherwise."""
     batch = list(rows)
-    if batch:
-        await conn.execute(table.insert(), batch)
+    if not batch:
+        return
+    if conn.dialect.name == "postgresql" and len(batch) >= _COPY_FROM:
+        # The same connection, inside the transaction SQLAlchemy has begun on it (the
+        # checkpoint was locked first), so the COPY commits or rolls back with it.
+        raw = await conn.get_raw_connection()
+        columns = [column.name for column in table.columns]
+        records = [tuple(row[name] for name in columns) for row in batch]
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table.name, records=records, columns=columns
+        )
+        return
+    await conn.execute(table.insert(), batch)
 
 
 async def update_rows(conn: AsyncConnection, table: Table, rows: Iterable[Row]) -> None:

@@ -15,6 +15,12 @@ from projections.projection import Applied, Projection
 from projections.rows import Row, insert_rows
 from projections.tables import TableFactory, Tables, account_transactions
 
+TRANSFER_LEGS = (
+    ev.AccountDebitedForTransfer,
+    ev.AccountCreditedForTransfer,
+    ev.AccountDebitReversed,
+)
+
 KINDS: dict[type[ev.DomainEvent], str] = {
     ev.MoneyDeposited: "deposit",
     ev.MoneyWithdrawn: "withdrawal",
@@ -28,15 +34,15 @@ def statement_line(item: Applied, balance_before: int) -> Row:
     """The statement row of a money movement, given the balance before it."""
     event = item.event
     amount = signed_amount(event)
-    transfer_id = getattr(event, "transfer_id", None)
+    transfer_id = event.transfer_id if isinstance(event, TRANSFER_LEGS) else None
     return {
-        "account_id": getattr(event, "account_id", ""),
+        "account_id": line_account(item),
         "version": item.record.version,
         "position": item.position,
         "kind": KINDS[type(event)],
         "amount": amount,
         "balance_after": balance_before + amount,
-        "transfer_id": transfer_id if isinstance(transfer_id, str) else None,
+        "transfer_id": transfer_id,
         "recorded_at": item.at,
     }
 
@@ -48,7 +54,7 @@ class AccountTransactionsProjection(Projection):
 
     async def apply(self, conn: AsyncConnection, tables: Tables, batch: Sequence[Applied]) -> None:
         table = tables["transactions"]
-        accounts = {str(getattr(item.event, "account_id", "")) for item in batch}
+        accounts = {line_account(item) for item in batch}
         balances = await _last_balances(conn, table, accounts)
         lines: list[Row] = []
         for item in batch:
@@ -59,7 +65,8 @@ class AccountTransactionsProjection(Projection):
 
 
 def line_account(item: Applied) -> str:
-    return str(getattr(item.event, "account_id", ""))
+    account_id: str = item.event.account_id  # type: ignore[attr-defined]
+    return account_id
 
 
 async def _last_balances(conn: AsyncConnection, table: Table, accounts: set[str]) -> dict[str, Any]:
