@@ -234,7 +234,8 @@ def clients(
     return Child(args)
 
 
-async def baseline(n_clients: int, events: int) -> float:
+async def baseline(n_clients: int, events: int) -> tuple[float, float]:
+    """Deliveries/s, and deliveries per CPU-second of the server process."""
     port = free_port()
     server = Child(
         [
@@ -247,9 +248,11 @@ async def baseline(n_clients: int, events: int) -> float:
         await server.line()
         receivers = clients(f"ws://127.0.0.1:{port}", n_clients, events, subscribe=False)
         await receivers.line()
+        cpu = cpu_seconds(server.popen.pid)
         start = time.time()
         server.send()
-        return _rate(json.loads(await receivers.line()), start, n_clients, events)
+        rate = _rate(json.loads(await receivers.line()), start, n_clients, events)
+        return rate, n_clients * events / (cpu_seconds(server.popen.pid) - cpu)
     finally:
         for child in (receivers, server):
             if child is not None:
@@ -298,7 +301,8 @@ async def _wait_ready(url: str, child: Child, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} not ready in {seconds}s")
 
 
-async def ours(n_clients: int, events: int, workdir: Path) -> float:
+async def ours(n_clients: int, events: int, workdir: Path) -> tuple[float, float]:
+    """Deliveries/s, and deliveries per CPU-second of the bridge process."""
     prefix = f"bench_{uuid.uuid4().hex[:8]}"
     topology = Topology(prefix=prefix)
     bus = open_bus(AMQP_URL, topology)
@@ -307,13 +311,15 @@ async def ours(n_clients: int, events: int, workdir: Path) -> float:
         await bus.declare()
         store_url = f"sqlite:///{workdir / 'fanout.db'}"
         await migrate(store_url, all_migrations())
-        async with bridge_process(store_url, prefix) as (_, port):
+        async with bridge_process(store_url, prefix) as (bridge, port):
             receivers = clients(f"ws://127.0.0.1:{port}/v1/ws", n_clients, events, subscribe=True)
             await receivers.line()
             envelopes = [encode(sample_event(p), p - 1) for p in range(1, events + 1)]
+            cpu = cpu_seconds(bridge.popen.pid)
             start = time.time()
             await bus.publish(envelopes)
-            return _rate(json.loads(await receivers.line()), start, n_clients, events)
+            rate = _rate(json.loads(await receivers.line()), start, n_clients, events)
+            return rate, n_clients * events / (cpu_seconds(bridge.popen.pid) - cpu)
     finally:
         if receivers is not None:
             receivers.stop()
@@ -359,6 +365,12 @@ async def bridge_lag(rate: float, events: int, n_clients: int, workdir: Path) ->
         if receivers is not None:
             receivers.stop()
         await _delete_topology(bus, topology)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -454,10 +466,10 @@ async def main(args: argparse.Namespace) -> None:
     raise_nofile()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        raw = await baseline(args.clients, args.events)
-        print(f"(a) raw websockets broadcast: {raw:,.0f} deliveries/s", flush=True)
-        bridged = await ours(args.clients, args.events, workdir)
-        print(f"(b) bridge from RabbitMQ:     {bridged:,.0f} deliveries/s", flush=True)
+        raw, raw_cpu = await baseline(args.clients, args.events)
+        print(f"(a) raw broadcast: {raw:,.0f} deliveries/s, {raw_cpu:,.0f}/CPU-s", flush=True)
+        bridged, bridged_cpu = await ours(args.clients, args.events, workdir)
+        print(f"(b) bridge: {bridged:,.0f} deliveries/s, {bridged_cpu:,.0f}/CPU-s", flush=True)
         before, holding = await idle_rss(args.idle, workdir)
         print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
         lag = await bridge_lag(args.rate, int(args.rate * args.seconds), 10, workdir)
@@ -472,6 +484,8 @@ async def main(args: argparse.Namespace) -> None:
                 "baseline": round(raw),
                 "ratio": round(bridged / raw, 3),
                 "unit": "deliveries/s",
+                "ours_per_cpu_s": round(bridged_cpu),
+                "baseline_per_cpu_s": round(raw_cpu),
                 "clients": args.clients,
                 "events": args.events,
                 "idle_connections": args.idle,
