@@ -193,7 +193,7 @@ async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL
             tasks.append(asyncio.create_task(Relay(store, bus, SoleLeadership(), config).run(stop)))
         else:
             relay = _relay_process(url, prefix)
-        await _wait_live(projector)
+        await _warm_up(store, projector)
         await _paced_appends(store, rate, seconds, sent)
         head = await store.head_position()
         deadline = time.monotonic() + 30
@@ -225,15 +225,27 @@ def _relay_process(url: str, prefix: str) -> subprocess.Popen[bytes]:
             "CHRONICLE_BROKER_PREFIX": prefix,
             "CHRONICLE_RELAY_NAME": prefix,
             "CHRONICLE_RELAY_POLL_MAX_DELAY": "0.005",
+            "CHRONICLE_RELAY_MAX_IN_FLIGHT": os.environ.get("CHRONICLE_RELAY_MAX_IN_FLIGHT", "4"),
             "CHRONICLE_HTTP_PORT": "0",
             "CHRONICLE_LOG_LEVEL": "WARNING",
         },
     )
 
 
-async def _wait_live(projector: Projector) -> None:
-    while not all(r.status.state == "live" for r in projector.runners):
-        await asyncio.sleep(0.01)
+async def _warm_up(store: EventStore, projector: Projector) -> None:
+    """Start measuring once an event has gone all the way through (relay started,
+    connections open, projector live)."""
+    for _ in range(20):
+        result = await store.append(
+            "account-b0", [NewEvent("MoneyDeposited", {"account_id": "b0", "amount": 1}, META)]
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if all(r.checkpoint >= result.position for r in projector.runners):
+                break
+            await asyncio.sleep(0.01)
+    if any(r.status.state != "live" for r in projector.runners):
+        raise RuntimeError("the projector is not live")
 
 
 async def _paced_appends(

@@ -103,8 +103,8 @@ class Replay:
         live model is then untouched)."""
         started = time.perf_counter()
         await self.prepare()
-        position = await self.rebuild(stop)
-        position = await self.swap(position)
+        await self.rebuild(stop)
+        position = await self.swap()
         self.progress.swapped(position)
         return ReplayResult(
             self.projection.name, self.events, position, time.perf_counter() - started
@@ -140,7 +140,7 @@ class Replay:
             batch = await reading
         return self.position
 
-    async def swap(self, position: int) -> int:
+    async def swap(self) -> int:
         """Swap the shadow tables in; return the live checkpoint after the swap."""
         async with self.engine.begin() as conn:
             live = await lock_checkpoint(conn, self.projection.name)

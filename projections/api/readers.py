@@ -13,6 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections.bank import (
+    AccountSummaryProjection,
+    AccountTransactionsProjection,
+    DashboardProjection,
+    TransfersProjection,
+)
 from projections.bank.dashboard import TOTALS_ID
 from projections.checkpoints import read_checkpoint
 from projections.tables import (
@@ -51,7 +57,7 @@ class Reader:
 
     async def account(self, account_id: str) -> tuple[int, dict[str, Any] | None]:
         async with self.engine.connect() as conn:
-            position = await read_checkpoint(conn, "account_summary")
+            position = await read_checkpoint(conn, AccountSummaryProjection.name)
             query = select(ACCOUNTS).where(ACCOUNTS.c.account_id == account_id)
             row = (await conn.execute(query)).mappings().first()
         return position, dict(row) if row else None
@@ -60,7 +66,7 @@ class Reader:
         query = select(ACCOUNTS).order_by(ACCOUNTS.c.account_id).limit(limit)
         if after is not None:
             query = query.where(ACCOUNTS.c.account_id > after)
-        return await self._page(conn_query=query, projection="account_summary")
+        return await self._page(conn_query=query, projection=AccountSummaryProjection.name)
 
     async def transactions(
         self, account_id: str, before: int | None, limit: int
@@ -74,11 +80,11 @@ class Reader:
         )
         if before is not None:
             query = query.where(TRANSACTIONS.c.version < before)
-        return await self._page(conn_query=query, projection="account_transactions")
+        return await self._page(conn_query=query, projection=AccountTransactionsProjection.name)
 
     async def transfer(self, transfer_id: str) -> tuple[int, dict[str, Any] | None]:
         async with self.engine.connect() as conn:
-            position = await read_checkpoint(conn, "transfers")
+            position = await read_checkpoint(conn, TransfersProjection.name)
             query = select(TRANSFERS).where(TRANSFERS.c.transfer_id == transfer_id)
             row = (await conn.execute(query)).mappings().first()
         if row is None:
@@ -90,7 +96,7 @@ class Reader:
 
     async def stats(self) -> tuple[int, dict[str, Any]]:
         async with self.engine.connect() as conn:
-            position = await read_checkpoint(conn, "dashboard")
+            position = await read_checkpoint(conn, DashboardProjection.name)
             totals = await _totals(conn)
             minutes = await _minutes(conn)
         return position, {**totals, "movements_per_minute": minutes}

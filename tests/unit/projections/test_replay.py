@@ -56,7 +56,7 @@ async def test_replay_equals_live_and_swaps_while_the_projector_runs(world: Worl
         head = await world.store.head_position()
         runner = projector.runner(projection.name)
         await eventually(lambda r=runner, h=head: r.checkpoint == h)  # type: ignore[misc]
-        assert await replay.swap(replay.position) == head
+        assert await replay.swap() == head
     head = await world.store.head_position()
     await eventually(lambda: all(r.checkpoint == head for r in projector.runners))
     log = await world.store.read_all(0, 100_000)
