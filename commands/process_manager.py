@@ -1,8 +1,8 @@
 """The transfer process manager: drives every requested transfer to completed or failed.
 
-It follows the log (``store.subscribe``) for ``TransferRequested`` events from its
-durable checkpoint and, for each, runs the transfer's remaining steps until it is
-finished (the pure policy is in ``commands.domain.transfer_policy``):
+It follows the log for ``TransferRequested`` events from its durable checkpoint and, for
+each, runs the transfer's remaining steps until it is finished (the pure policy is in
+``commands.domain.transfer_policy``):
 
 * Every step is idempotent. The account event of a step has an id derived from the
   transfer id and the step, so running a step twice appends nothing the second time;
@@ -14,6 +14,12 @@ finished (the pure policy is in ``commands.domain.transfer_policy``):
   was in flight, from the transfer's recorded state. Failures are retried with capped
   back-off, never skipped; a manager stuck on repeated failures reports unready.
 
+Following: like ``store.subscribe``, it reads ``read_all`` (filtered to transfer
+requests) in commit order and waits between empty reads with back-off. It does not use
+``subscribe`` itself because that wakes on every append of the process, which under load
+means one extra query per command; this loop wakes when the handler appended a transfer
+request (:meth:`observe`), and otherwise polls (requests from other processes).
+
 It runs inside ``chronicle serve commands`` (docs/commands.md says why).
 """
 
@@ -23,7 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -32,11 +38,12 @@ from commands.domain.transfer import TransferState
 from commands.domain.transfer_policy import Step, next_step, record_outcome, step_command
 from commands.errors import DomainError, TransferStepOutOfOrder
 from commands.events import TRANSFER_CATEGORY, TransferRequested, account_stream, transfer_stream
-from commands.service.context import CommandContext, EventIds, derived_ids
+from commands.service.context import CommandContext, EventIds, Outcome, derived_ids
 from commands.service.handler import CommandHandler
 from commands.service.metrics import WriteSideMetrics
 from commands.service.recovery import find_appended
-from eventstore import EventStore, RecordedEvent
+from eventstore import EventStore, PollPolicy, RecordedEvent
+from eventstore.signal import AppendSignal
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,7 @@ class TransferProcessManager:
         name: str = CHECKPOINT,
         flush_interval: float = 0.5,
         max_back_off: float = 5.0,
+        poll: PollPolicy | None = None,
     ) -> None:
         self._store = store
         self._handler = handler
@@ -74,7 +82,14 @@ class TransferProcessManager:
         self._handled = 0
         self._saved = 0
         self._failures = 0
+        self._poll = poll or PollPolicy()
+        self._wake = AppendSignal()
         self.started = asyncio.Event()
+
+    def observe(self, outcome: Outcome) -> None:
+        """Called by the handler after every append: wake up for a new transfer."""
+        if any(event.type == TransferRequested.event_type for event in outcome.events):
+            self._wake.notify()
 
     @property
     def position(self) -> int:
@@ -94,9 +109,7 @@ class TransferProcessManager:
         self.started.set()
         flusher = asyncio.create_task(self._flush_periodically(), name="transfer-checkpoint")
         try:
-            async for event in self._store.subscribe(
-                start, categories=[TRANSFER_CATEGORY], types=[TransferRequested.event_type]
-            ):
+            async for event in self._requests(start):
                 await self._retrying(functools.partial(self._drive, event))
                 self._handled = event.position
                 self._metrics.manager_position.set(event.position)
@@ -105,6 +118,28 @@ class TransferProcessManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await self._flush()
+
+    async def _requests(self, position: int) -> AsyncIterator[RecordedEvent]:
+        """Every TransferRequested after ``position``, in commit order, forever."""
+        policy, delay = self._poll, self._poll.min_delay
+        while True:
+            read = functools.partial(
+                self._store.read_all,
+                position,
+                policy.batch_size,
+                categories=[TRANSFER_CATEGORY],
+                types=[TransferRequested.event_type],
+            )
+            batch = await self._retrying(read)
+            for event in batch:
+                yield event
+                position = event.position
+            if len(batch) == policy.batch_size:
+                continue
+            # An append that is committed may still be behind the read fence: back off
+            # from a few milliseconds, up to the policy's longest wait.
+            delay = policy.min_delay if batch else min(delay * 2, policy.max_delay)
+            await self._wake.wait(delay)
 
     async def _drive(self, requested: RecordedEvent) -> None:
         """Run the transfer's remaining steps until it is finished."""

@@ -69,7 +69,10 @@ def build_write_side(
         lease=settings.idempotency_lease,
         max_wait=settings.idempotency_wait,
     )
-    manager = TransferProcessManager(store, handler, metrics) if settings.transfer_manager else None
+    manager = None
+    if settings.transfer_manager:
+        manager = TransferProcessManager(store, handler, metrics)
+        handler.listeners.append(manager.observe)
     return WriteSide(store, storage, metrics, states, handler, guard, manager)
 
 

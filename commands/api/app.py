@@ -3,8 +3,10 @@ lifespan opens the write side (store, tables, background tasks) and closes it.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -65,6 +67,7 @@ def create_app(
         strict_content_type=False,
     )
     app.state.auth = Authenticator(settings)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     install_problem_handlers(app)
     install_command_problems(app)
     app.include_router(router)
@@ -80,6 +83,16 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the bearer scheme the routes check themselves."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["HTTPBearer"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    return schema
 
 
 def _side(app: FastAPI) -> WriteSide:

@@ -11,6 +11,8 @@ the actor ``anonymous``.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -19,6 +21,8 @@ from commands.errors import Forbidden, Unauthenticated
 from commands.settings import CommandsSettings
 
 ANONYMOUS = "anonymous"
+_CACHE_SIZE = 10_000
+_CACHE_SECONDS = 300.0
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
 
@@ -33,6 +37,10 @@ class Authenticator:
         self._issuer = settings.jwt_issuer
         self._scope = settings.jwt_write_scope
         self._leeway = settings.jwt_leeway
+        # Verified tokens, so a client reusing its token pays the signature check once.
+        # An entry lives until the token expires, and at most _CACHE_SECONDS (so a
+        # rotated-out JWKS key stops being honoured soon after).
+        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -43,10 +51,22 @@ class Authenticator:
         if not self._enabled:
             return ANONYMOUS
         token = _bearer(authorization)
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         claims = await self._verify(token)
         if self._scope not in _scopes(claims):
             raise Forbidden(f"the token lacks the scope {self._scope!r}")
-        return str(claims["sub"])
+        actor = str(claims["sub"])
+        self._remember(token, actor, min(float(claims["exp"]), now + _CACHE_SECONDS))
+        return actor
+
+    def _remember(self, token: str, actor: str, until: float) -> None:
+        self._verified[token] = (actor, until)
+        self._verified.move_to_end(token)
+        while len(self._verified) > _CACHE_SIZE:
+            self._verified.popitem(last=False)
 
     async def _verify(self, token: str) -> dict[str, Any]:
         try:

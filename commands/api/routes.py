@@ -3,15 +3,17 @@ hands it to :func:`commands.api.dispatch.dispatch`; no rule lives here."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Annotated
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from commands.api.auth import Authenticator
-from commands.api.dispatch import CommandHeaders, Reply, dispatch
+from commands.api.dispatch import BuildCommand, CommandHeaders, Reply, dispatch
 from commands.api.schemas import (
     AmountBody,
     OpenAccountBody,
@@ -21,37 +23,48 @@ from commands.api.schemas import (
 )
 from commands.domain import account, transfer
 from commands.domain.account import CloseAccount, Deposit, OpenAccount, Withdraw
+from commands.domain.decider import Aggregate, Command
 from commands.domain.transfer import RequestTransfer
 from commands.domain.values import ID_PATTERN
 from commands.errors import AccountNotFound
 from commands.events import account_stream, transfer_stream
 from commands.write_side import WriteSide
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with the write scope")
+C = TypeVar("C", bound=Command)
+S = TypeVar("S", bound=BaseModel)
+B = TypeVar("B", bound=BaseModel)
+
+# Routes read their headers, token and body themselves rather than through FastAPI
+# dependencies: per-request dependency resolution costs more than the command itself.
+# openapi_extra documents what they read.
 
 
-async def _actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
+async def _actor(request: Request) -> str:
     authenticator: Authenticator = request.app.state.auth
     return await authenticator.writer(request.headers.get("authorization"))
 
 
-async def _headers(
-    if_match: Annotated[
-        str | None,
-        Header(alias="If-Match", description='expected stream version, e.g. "3"'),
-    ] = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="same key + same body = same response"),
-    ] = None,
-    correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID")] = None,
-    causation_id: Annotated[str | None, Header(alias="X-Causation-ID")] = None,
-    traceparent: Annotated[str | None, Header(description="W3C trace context")] = None,
-) -> CommandHeaders:
-    return CommandHeaders(if_match, idempotency_key, correlation_id, causation_id, traceparent)
+def _headers(request: Request) -> CommandHeaders:
+    get = request.headers.get
+    return CommandHeaders(
+        get("if-match"),
+        get("idempotency-key"),
+        get("x-correlation-id"),
+        get("x-causation-id"),
+        get("traceparent"),
+    )
+
+
+async def _body(request: Request, model: type[B]) -> B:
+    """The JSON body as ``model``; errors are request validation errors (400/422)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [
+            {**error, "loc": ("body", *error["loc"])}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
 
 
 def _side(request: Request) -> WriteSide:
@@ -59,16 +72,81 @@ def _side(request: Request) -> WriteSide:
     return side
 
 
-Actor = Annotated[str, Depends(_actor)]
-Headers = Annotated[CommandHeaders, Depends(_headers)]
-Side = Annotated[WriteSide, Depends(_side)]
-AccountId = Annotated[str, Path(pattern=ID_PATTERN, examples=["acc-7f3a"])]
+_HEADER_DOCS = [
+    ("If-Match", 'expected stream version, e.g. "3"; 412 when the stream is elsewhere'),
+    ("Idempotency-Key", "same key and body return the first response, writing nothing"),
+    ("X-Correlation-ID", "recorded as correlation_id (default: a new id per request)"),
+    ("X-Causation-ID", "recorded as causation_id (default: the request's id)"),
+    ("traceparent", "W3C trace context, recorded in event metadata"),
+]
+
+
+def _doc(body: type[BaseModel] | None, *, account: bool = False) -> dict[str, Any]:
+    headers = [
+        {"name": name, "in": "header", "required": False, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in _HEADER_DOCS
+    ]  # fmt: skip
+    extra: dict[str, Any] = {
+        "parameters": [_ACCOUNT_PARAMETER, *headers] if account else headers,
+        "security": [{"HTTPBearer": []}],
+    }
+    if body is not None:
+        schema = body.model_json_schema()
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": schema["examples"][0]}},
+        }
+    return extra
+
+
+_ACCOUNT_ID = re.compile(ID_PATTERN)
+_ACCOUNT_PARAMETER = {
+    "name": "account_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ID_PATTERN},
+    "example": "acc-7f3a",
+}
+
+
+def _account_id(request: Request) -> str:
+    """The path's account id, checked like a body field (422 ``validation_failed``)."""
+    account_id: str = request.path_params["account_id"]
+    if not _ACCOUNT_ID.match(account_id):
+        error = {"type": "string_pattern_mismatch", "loc": ("path", "account_id"),
+                 "msg": f"String should match pattern '{ID_PATTERN}'"}  # fmt: skip
+        raise RequestValidationError([error])
+    return account_id
+
 
 router = APIRouter(prefix="/v1", tags=["commands"])
 
 
 def _generated(seed: uuid.UUID | None, what: str) -> str:
     return str(uuid.uuid4() if seed is None else uuid.uuid5(seed, what))
+
+
+async def _run(
+    request: Request,
+    aggregate: Aggregate[C, S],
+    build: BuildCommand[C],
+    *,
+    body: BaseModel | None,
+    reply: Reply,
+    target_stream: str | None,
+) -> Response:
+    return await dispatch(
+        _side(request),
+        aggregate,
+        build,
+        actor=await _actor(request),
+        headers=_headers(request),
+        request_path=request.url.path,
+        body=body,
+        reply=reply,
+        target_stream=target_stream,
+    )
 
 
 @router.post(
@@ -78,26 +156,19 @@ def _generated(seed: uuid.UUID | None, what: str) -> str:
     responses=responses(
         201, result_example("account-acc-7f3a", "AccountOpened"), "account_already_exists"
     ),
+    openapi_extra=_doc(OpenAccountBody),
 )
-async def open_account(
-    body: OpenAccountBody, request: Request, actor: Actor, headers: Headers, side: Side
-) -> Response:
+async def open_account(request: Request) -> Response:
+    body = await _body(request, OpenAccountBody)
+
     def build(seed: uuid.UUID | None) -> OpenAccount:
         account_id = body.account_id or _generated(seed, "account_id")
         return OpenAccount(account_id=account_id, owner=body.owner)
 
     stream = account_stream(body.account_id) if body.account_id else None
     reply = Reply(201, lambda command: f"/v1/accounts/{command.account_id}")
-    return await dispatch(
-        side,
-        account.aggregate,
-        build,
-        actor=actor,
-        headers=headers,
-        request_path=request.url.path,
-        body=body,
-        reply=reply,
-        target_stream=stream,
+    return await _run(
+        request, account.aggregate, build, body=body, reply=reply, target_stream=stream
     )
 
 
@@ -111,29 +182,19 @@ async def open_account(
         "account_closed",
         "balance_limit_exceeded",
     ),
+    openapi_extra=_doc(AmountBody, account=True),
 )
-async def deposit(
-    account_id: AccountId,
-    body: AmountBody,
-    request: Request,
-    actor: Actor,
-    headers: Headers,
-    side: Side,
-) -> Response:
+async def deposit(request: Request) -> Response:
+    account_id = _account_id(request)
+    body = await _body(request, AmountBody)
+
     def build(_: uuid.UUID | None) -> Deposit:
         return Deposit(account_id=account_id, amount=body.amount)
 
-    return await dispatch(
-        side,
-        account.aggregate,
-        build,
-        actor=actor,
-        headers=headers,
-        request_path=request.url.path,
-        body=body,
-        reply=Reply(),
+    return await _run(
+        request, account.aggregate, build, body=body, reply=Reply(),
         target_stream=account_stream(account_id),
-    )
+    )  # fmt: skip
 
 
 @router.post(
@@ -146,29 +207,19 @@ async def deposit(
         "account_closed",
         "insufficient_funds",
     ),
+    openapi_extra=_doc(AmountBody, account=True),
 )
-async def withdraw(
-    account_id: AccountId,
-    body: AmountBody,
-    request: Request,
-    actor: Actor,
-    headers: Headers,
-    side: Side,
-) -> Response:
+async def withdraw(request: Request) -> Response:
+    account_id = _account_id(request)
+    body = await _body(request, AmountBody)
+
     def build(_: uuid.UUID | None) -> Withdraw:
         return Withdraw(account_id=account_id, amount=body.amount)
 
-    return await dispatch(
-        side,
-        account.aggregate,
-        build,
-        actor=actor,
-        headers=headers,
-        request_path=request.url.path,
-        body=body,
-        reply=Reply(),
+    return await _run(
+        request, account.aggregate, build, body=body, reply=Reply(),
         target_stream=account_stream(account_id),
-    )
+    )  # fmt: skip
 
 
 @router.post(
@@ -181,24 +232,18 @@ async def withdraw(
         "account_closed",
         "account_not_empty",
     ),
+    openapi_extra=_doc(None, account=True),
 )
-async def close_account(
-    account_id: AccountId, request: Request, actor: Actor, headers: Headers, side: Side
-) -> Response:
+async def close_account(request: Request) -> Response:
+    account_id = _account_id(request)
+
     def build(_: uuid.UUID | None) -> CloseAccount:
         return CloseAccount(account_id=account_id)
 
-    return await dispatch(
-        side,
-        account.aggregate,
-        build,
-        actor=actor,
-        headers=headers,
-        request_path=request.url.path,
-        body=None,
-        reply=Reply(),
+    return await _run(
+        request, account.aggregate, build, body=None, reply=Reply(),
         target_stream=account_stream(account_id),
-    )
+    )  # fmt: skip
 
 
 @router.post(
@@ -212,11 +257,11 @@ async def close_account(
         "transfer_already_exists",
         "same_account_transfer",
     ),
+    openapi_extra=_doc(TransferBody),
 )
-async def request_transfer(
-    body: TransferBody, request: Request, actor: Actor, headers: Headers, side: Side
-) -> Response:
-    await _require_accounts(side, body.from_account, body.to_account)
+async def request_transfer(request: Request) -> Response:
+    body = await _body(request, TransferBody)
+    await _require_accounts(_side(request), body.from_account, body.to_account)
 
     def build(seed: uuid.UUID | None) -> RequestTransfer:
         transfer_id = body.transfer_id or _generated(seed, "transfer_id")
@@ -229,16 +274,8 @@ async def request_transfer(
 
     stream = transfer_stream(body.transfer_id) if body.transfer_id else None
     reply = Reply(202, lambda command: f"/v1/transfers/{command.transfer_id}")
-    return await dispatch(
-        side,
-        transfer.aggregate,
-        build,
-        actor=actor,
-        headers=headers,
-        request_path=request.url.path,
-        body=body,
-        reply=reply,
-        target_stream=stream,
+    return await _run(
+        request, transfer.aggregate, build, body=body, reply=reply, target_stream=stream
     )
 
 

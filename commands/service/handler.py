@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -55,6 +56,8 @@ class CommandHandler:
         self._max_attempts = max_attempts
         self._back_off = back_off
         self._jitter = random.Random()  # noqa: S311 -- back-off jitter, not a secret
+        self.listeners: list[Callable[[Outcome], None]] = []
+        """Called after each append that wrote events (e.g. to wake a process manager)."""
 
     async def execute(
         self,
@@ -82,10 +85,8 @@ class CommandHandler:
             outcome = exc.code
             raise
         finally:
-            self._metrics.commands.labels(command.command_type, outcome).inc()
-            self._metrics.duration.labels(command.command_type).observe(
-                time.perf_counter() - started
-            )
+            elapsed = time.perf_counter() - started
+            self._metrics.command_done(command.command_type, outcome, elapsed)
 
     async def _execute(
         self,
@@ -157,9 +158,12 @@ class CommandHandler:
         if result.replayed:
             # Appended before (same ids): the cached state may not include it yet.
             self.states.forget(stream_id)
-        else:
-            await self.states.advance(aggregate, stream_id, loaded, events, result.version)
-        return Outcome.of(list(result.events), replayed=result.replayed)
+            return Outcome.of(list(result.events), replayed=True)
+        await self.states.advance(aggregate, stream_id, loaded, events, result.version)
+        outcome = Outcome.of(list(result.events), replayed=False)
+        for listener in self.listeners:
+            listener(outcome)
+        return outcome
 
     def _delay(self, attempt: int) -> float:
         # Full jitter: spreads competing writers apart so the next attempt rarely collides.

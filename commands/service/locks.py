@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 
 class StreamLocks:
@@ -17,23 +16,48 @@ class StreamLocks:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[str, _Held] = {}
 
-    @asynccontextmanager
-    async def hold(self, stream_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(stream_id, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[stream_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[stream_id]
-            if users == 1:
-                del self._locks[stream_id]
-            else:
-                self._locks[stream_id] = (lock, users - 1)
+    def hold(self, stream_id: str) -> _Held:
+        """``async with locks.hold(stream_id):`` runs the block alone for that stream."""
+        held = self._locks.get(stream_id)
+        if held is None:
+            held = self._locks[stream_id] = _Held(self, stream_id)
+        held.users += 1
+        return held
+
+    def _release(self, held: _Held) -> None:
+        held.users -= 1
+        if held.users == 0:
+            del self._locks[held.stream_id]
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class _Held:
+    """The lock of one stream and how many commands use or await it."""
+
+    __slots__ = ("lock", "owner", "stream_id", "users")
+
+    def __init__(self, owner: StreamLocks, stream_id: str) -> None:
+        self.owner = owner
+        self.stream_id = stream_id
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    async def __aenter__(self) -> None:
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self.owner._release(self)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.lock.release()
+        self.owner._release(self)

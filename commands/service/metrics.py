@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -11,6 +13,7 @@ class WriteSideMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = registry or CollectorRegistry()
         self.registry = registry
+        self._children: dict[tuple[str, str], Any] = {}
         self.commands = Counter(
             "chronicle_commands_total",
             "Commands handled, by command type and outcome",
@@ -45,3 +48,23 @@ class WriteSideMetrics:
             "Last log position the transfer process manager has handled",
             registry=registry,
         )
+
+    def command_done(self, command_type: str, outcome: str, seconds: float) -> None:
+        """Count one command and its duration (label children are looked up once)."""
+        counter = self._children.get((command_type, outcome))
+        if counter is None:
+            counter = self._children[(command_type, outcome)] = self.commands.labels(
+                command_type, outcome
+            )
+        timer = self._children.get((command_type, ""))
+        if timer is None:
+            timer = self._children[(command_type, "")] = self.duration.labels(command_type)
+        counter.inc()
+        timer.observe(seconds)
+
+    def loaded(self, source: str) -> None:
+        """Count one state load by source (hit, catch_up, snapshot, replay)."""
+        child = self._children.get(("cache", source))
+        if child is None:
+            child = self._children[("cache", source)] = self.cache.labels(source)
+        child.inc()

@@ -73,14 +73,14 @@ class StateLoader:
         cached: Loaded[S] | None = self._cache.get(stream_id)
         if cached is not None and not fresh:
             self._cache.move_to_end(stream_id)
-            self._metrics.cache.labels("hit").inc()
+            self._metrics.loaded("hit")
             return cached
         if cached is not None:
             base, source = cached, "catch_up"
         else:
             base, source = await self._from_snapshot(aggregate, stream_id)
         loaded = await self._catch_up(aggregate, stream_id, base)
-        self._metrics.cache.labels(source).inc()
+        self._metrics.loaded(source)
         if loaded.version > 0:
             self._put(stream_id, loaded)
         if loaded.version - base.version >= self._snapshot_every:

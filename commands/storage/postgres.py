@@ -1,5 +1,8 @@
 """The write side's tables on PostgreSQL, through a small asyncpg pool of their own.
 
+Claims and non-durable completions of concurrent requests are merged into one statement
+each (see ``commands.storage.batching``).
+
 Durability: the pool runs with ``synchronous_commit = off``. That is safe here because
 of the order of writes. A claim commits before the request appends its events on the
 store's connection, and the append's commit flushes the write-ahead log up to its own
@@ -22,6 +25,7 @@ from commands.storage.base import (
     Snapshot,
     StoredResponse,
 )
+from commands.storage.batching import Batcher
 from eventstore.postgres import translate_errors
 
 _CLAIM = """
@@ -36,6 +40,26 @@ ON CONFLICT (key_hash) DO UPDATE SET
     expires_at = excluded.expires_at, lease_until = excluded.lease_until
 WHERE i.expires_at <= excluded.created_at
 RETURNING key_hash"""
+
+_CLAIM_MANY = """
+INSERT INTO chronicle_idempotency AS i
+    (key_hash, fingerprint, claim_id, request_path, seen_version, created_at, expires_at,
+     lease_until)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::bigint[],
+                     $6::float8[], $7::float8[], $8::float8[])
+ON CONFLICT (key_hash) DO UPDATE SET
+    fingerprint = excluded.fingerprint, claim_id = excluded.claim_id,
+    request_path = excluded.request_path, seen_version = excluded.seen_version,
+    status = NULL, response = NULL, created_at = excluded.created_at,
+    expires_at = excluded.expires_at, lease_until = excluded.lease_until
+WHERE i.expires_at <= excluded.created_at
+RETURNING key_hash"""
+
+_COMPLETE_MANY = """
+UPDATE chronicle_idempotency AS i SET status = v.status, response = v.response
+FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[])
+     AS v(key_hash, claim_id, status, response)
+WHERE i.key_hash = v.key_hash AND i.claim_id = v.claim_id AND i.response IS NULL"""
 
 _SELECT = """
 SELECT key_hash, fingerprint, claim_id, request_path, seen_version, status, response,
@@ -52,6 +76,11 @@ class PostgresCommandStorage(CommandStorage):
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # One statement in flight each: whatever arrives meanwhile rides the next one.
+        self._claims: Batcher[NewClaim, bool] = Batcher(self._claim_many, limit=1)
+        self._completions: Batcher[tuple[str, UUID, StoredResponse], None] = Batcher(
+            self._complete_many, limit=1
+        )
 
     @classmethod
     async def connect(cls, dsn: str, *, pool_size: int = 10) -> PostgresCommandStorage:
@@ -67,25 +96,37 @@ class PostgresCommandStorage(CommandStorage):
         return cls(pool)
 
     async def claim(self, claim: NewClaim) -> tuple[bool, IdempotencyRecord]:
-        args = (
-            claim.key_hash,
-            claim.fingerprint,
-            claim.claim_id,
-            claim.request_path,
-            claim.seen_version,
-            claim.now,
-            claim.expires_at,
-            claim.lease_until,
-        )
         for _ in range(3):
+            if await self._claims.submit(claim):
+                return True, _new_record(claim)
             async with translate_errors():
-                if await self._pool.fetchval(_CLAIM, *args) is not None:
-                    return True, _new_record(claim)
                 row = await self._pool.fetchrow(_SELECT, claim.key_hash)
             if row is not None:
                 return False, _to_record(row)
             # Purged between the two statements: claim again.
         raise RuntimeError(f"idempotency key {claim.key_hash} keeps disappearing")
+
+    async def _claim_many(self, claims: list[NewClaim]) -> list[bool]:
+        """One statement for a batch; the first claim of a key in it may win, a repeat of
+        the same key in the same batch cannot (it will find the first's record)."""
+        first: dict[str, NewClaim] = {}
+        for claim in claims:
+            first.setdefault(claim.key_hash, claim)
+        batch = list(first.values())
+        columns = (
+            [c.key_hash for c in batch],
+            [c.fingerprint for c in batch],
+            [c.claim_id for c in batch],
+            [c.request_path for c in batch],
+            [c.seen_version for c in batch],
+            [c.now for c in batch],
+            [c.expires_at for c in batch],
+            [c.lease_until for c in batch],
+        )
+        async with translate_errors():
+            rows = await self._pool.fetch(_CLAIM_MANY, *columns)
+        won = {row["key_hash"] for row in rows}
+        return [c.key_hash in won and first[c.key_hash] is c for c in claims]
 
     async def take_over(
         self, key_hash: str, claim_id: UUID, now: float, lease_until: float
@@ -116,15 +157,25 @@ class PostgresCommandStorage(CommandStorage):
     async def complete(
         self, key_hash: str, claim_id: UUID, response: StoredResponse, *, durable: bool
     ) -> None:
+        if not durable:
+            await self._completions.submit((key_hash, claim_id, response))
+            return
         args = (key_hash, claim_id, response.status, response.to_json())
-        async with translate_errors(), self._pool.acquire() as conn:
-            if not durable:
-                await conn.execute(_COMPLETE, *args)
-                return
-            async with conn.transaction():
-                # Refusals cannot be rebuilt from the log: wait for the disk.
-                await conn.execute("SET LOCAL synchronous_commit = on")
-                await conn.execute(_COMPLETE, *args)
+        async with translate_errors(), self._pool.acquire() as conn, conn.transaction():
+            # Refusals cannot be rebuilt from the log: wait for the disk.
+            await conn.execute("SET LOCAL synchronous_commit = on")
+            await conn.execute(_COMPLETE, *args)
+
+    async def _complete_many(self, items: list[tuple[str, UUID, StoredResponse]]) -> list[None]:
+        columns = (
+            [key for key, _, _ in items],
+            [claim for _, claim, _ in items],
+            [response.status for _, _, response in items],
+            [response.to_json() for _, _, response in items],
+        )
+        async with translate_errors():
+            await self._pool.execute(_COMPLETE_MANY, *columns)
+        return [None] * len(items)
 
     async def release(self, key_hash: str, claim_id: UUID) -> None:
         async with translate_errors():
@@ -181,6 +232,8 @@ class PostgresCommandStorage(CommandStorage):
             await self._pool.fetchval("SELECT 1 FROM chronicle_idempotency LIMIT 1")
 
     async def close(self) -> None:
+        await self._claims.close()
+        await self._completions.close()
         await self._pool.close()
 
 

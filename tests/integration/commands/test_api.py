@@ -372,7 +372,10 @@ async def test_openapi_documents_every_route_with_examples(api: Api) -> None:
             content = next(iter(response["content"].values()))
             assert "example" in content or "examples" in content, (path, status)
         if "requestBody" in operation:
-            schema_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-            schema = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
-            assert schema["examples"], path
+            content = operation["requestBody"]["content"]["application/json"]
+            assert content["example"], path
+            assert content["schema"]["examples"], path
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert {"If-Match", "Idempotency-Key", "traceparent"} <= headers
+        assert operation["security"] == [{"HTTPBearer": []}]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
