@@ -157,7 +157,9 @@ def _check_round_trip(event: object) -> None:
 
 def _diff(what: str, expected: list[Any], produced: list[Any]) -> str:
     diff = difflib.ndiff(_lines(expected).splitlines(), _lines(produced).splitlines())
-    return f"unexpected {what} (- expected, + produced):\n" + "\n".join(diff)
+    return f"unexpected {what} (- expected, + produced):\n" + "\n".join(
+        line.rstrip("\n") for line in diff
+    )
 
 
 def _lines(events: Sequence[Any]) -> str:
