@@ -136,20 +136,33 @@ async def drain(url: str, store: EventStore, bus: EventBus, count: int, name: st
 
 
 class TimedPublisher:
-    """The bus, noting when each message was confirmed."""
+    """The bus, noting when each message was handed to it (the relay has read it from
+    the log) and when the broker confirmed it."""
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
+        self.sent: dict[str, float] = {}
         self.confirmed: dict[str, float] = {}
 
     async def publish(self, messages: Sequence[Envelope]) -> None:
+        sent = time.perf_counter()
         await self._bus.publish(messages)
         now = time.perf_counter()
         for message in messages:
+            self.sent.setdefault(message.message_id, sent)
             self.confirmed.setdefault(message.message_id, now)
 
 
-async def lag(url: str, bus: EventBus, rate: float, seconds: float) -> list[float]:
+@dataclass(frozen=True)
+class Lags:
+    """Milliseconds, sorted: append -> confirm, and its two parts."""
+
+    total: list[float]
+    to_read: list[float]
+    to_confirm: list[float]
+
+
+async def lag(url: str, bus: EventBus, rate: float, seconds: float) -> Lags:
     """(c): milliseconds from append to confirm, appending at ``rate`` per second."""
     relay_store = await open_event_store(url)
     writer_store = await open_event_store(url)
@@ -177,7 +190,11 @@ async def lag(url: str, bus: EventBus, rate: float, seconds: float) -> list[floa
     missing = appended.keys() - timed.confirmed.keys()
     if missing:
         raise RuntimeError(f"{len(missing)} events were not confirmed within 30 s")
-    return sorted((timed.confirmed[i] - t) * 1000 for i, t in appended.items())
+    return Lags(
+        sorted((timed.confirmed[i] - t) * 1000 for i, t in appended.items()),
+        sorted((timed.sent[i] - t) * 1000 for i, t in appended.items()),
+        sorted((timed.confirmed[i] - timed.sent[i]) * 1000 for i in appended),
+    )
 
 
 async def sample_envelope(store: EventStore) -> Envelope:
@@ -218,7 +235,7 @@ async def main(events: int, window: int, rate: float, seconds: float, rounds: in
 
 def summarize(
     results: dict[str, list[Run]],
-    lags: list[float],
+    lags: Lags,
     events: int,
     window: int,
     rate: float,
@@ -236,13 +253,20 @@ def summarize(
         rows,
         ("case", "events", "seconds", "events/s"),
     )
-    p50 = statistics.median(lags)
-    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    rows = [
+        (part, str(len(values)), *(f"{q:.1f}" for q in quantiles(values)))
+        for part, values in (
+            ("append -> broker confirm", lags.total),
+            ("  append -> read by the relay", lags.to_read),
+            ("  read -> broker confirm", lags.to_confirm),
+        )
+    ]
     print_table(
-        f"Lag append -> broker confirm at {rate:.0f} appends/s for {seconds:.0f} s",
-        [(str(len(lags)), f"{p50:.1f}", f"{p99:.1f}", f"{lags[-1]:.1f}")],
-        ("events", "p50 ms", "p99 ms", "max ms"),
+        f"Lag at {rate:.0f} appends/s for {seconds:.0f} s (load average {os.getloadavg()[0]:.1f})",
+        rows,
+        ("part", "events", "p50 ms", "p99 ms", "max ms"),
     )
+    p50, p99, _ = quantiles(lags.total)
     print(f"\nratio (b)/(a), best of each: {best_b.rate / best_a.rate:.2f}")
     report(
         "relay",
@@ -251,6 +275,15 @@ def summarize(
         "events/s",
         lag_p50_ms=round(p50, 2),
         lag_p99_ms=round(p99, 2),
+    )
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max of sorted ``values``."""
+    return (
+        statistics.median(values),
+        values[min(len(values) - 1, int(len(values) * 0.99))],
+        values[-1],
     )
 
 

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chronicle import run_relay
+from chronicle.topology import projection_queues
 from eventstore import EventStore, RecordedEvent, open_event_store
 from eventstore.bus import Delivery, EventBus, QueueSpec, Topology, open_bus
 from eventstore.relay import RelaySettings
@@ -104,7 +105,9 @@ class Broker:
         connection = await aio_pika.connect(self.url)
         async with connection:
             channel = await connection.channel()
-            for name in self.queues:
+            # The relay declares every projection's queue too, under this prefix.
+            names = {*self.queues, *(spec.name for spec in projection_queues())}
+            for name in names:
                 await channel.queue_delete(self.topology.queue_name(name))
             await channel.queue_delete(self.topology.broadcast)
             await channel.exchange_delete(self.topology.exchange)
