@@ -91,27 +91,29 @@ def encode_events(events: Sequence[NewEvent], limits: Limits) -> list[EncodedEve
     if len(events) > limits.max_batch:
         raise BatchTooLarge(f"{len(events)} events in one append, at most {limits.max_batch}")
     encoded: list[EncodedEvent] = []
+    metadata: tuple[object, str, int] = (None, "", 0)
     for event in events:
+        if not isinstance(event, NewEvent):
+            raise InvalidEvent(f"expected a NewEvent, got {type(event).__name__}")
         # Events of one command usually share one metadata object: encode it once.
-        shared = encoded[-1] if encoded and encoded[-1].event.metadata is event.metadata else None
-        encoded.append(_encode_one(event, limits, shared.metadata_json if shared else None))
+        if metadata[0] is not event.metadata:
+            metadata = (event.metadata, *_encode_object("metadata", event.metadata))
+        encoded.append(_encode_one(event, limits, metadata[1], metadata[2]))
     ids = {item.event.event_id for item in encoded}
     if len(ids) != len(encoded):
         raise InvalidEvent("the same event id appears twice in one append")
     return encoded
 
 
-def _encode_one(event: NewEvent, limits: Limits, metadata_json: str | None) -> EncodedEvent:
-    if not isinstance(event, NewEvent):
-        raise InvalidEvent(f"expected a NewEvent, got {type(event).__name__}")
+def _encode_one(
+    event: NewEvent, limits: Limits, metadata_json: str, metadata_bytes: int
+) -> EncodedEvent:
     if not isinstance(event.type, str) or not event.type:
         raise InvalidEvent("event type must be a non-empty string")
     if len(event.type) > limits.max_type_length or _CONTROL.search(event.type):
         raise InvalidEvent(f"event type {event.type[:50]!r} is too long or has control chars")
-    data_json = _encode_object("data", event.data)
-    if metadata_json is None:
-        metadata_json = _encode_object("metadata", event.metadata)
-    size = len(data_json.encode()) + len(metadata_json.encode())
+    data_json, data_bytes = _encode_object("data", event.data)
+    size = data_bytes + metadata_bytes
     if size > limits.max_event_bytes:
         raise InvalidEvent(
             f"event {event.event_id} is {size} bytes of JSON, at most "
@@ -120,16 +122,19 @@ def _encode_one(event: NewEvent, limits: Limits, metadata_json: str | None) -> E
     return EncodedEvent(event, data_json, metadata_json)
 
 
-def _encode_object(name: str, value: Mapping[str, Any]) -> str:
-    if not isinstance(value, Mapping):
-        raise InvalidEvent(f"event {name} must be a JSON object, got {type(value).__name__}")
+def _encode_object(name: str, value: Mapping[str, Any]) -> tuple[str, int]:
+    """The compact JSON of a JSON object and its size in UTF-8 bytes."""
+    if type(value) is not dict:  # the common case skips the slower ABC check
+        if not isinstance(value, Mapping):
+            raise InvalidEvent(f"event {name} must be a JSON object, got {type(value).__name__}")
+        value = dict(value)
     try:
-        text = _ENCODER.encode(dict(value))
-        text.encode()
+        text = _ENCODER.encode(value)
+        size = len(text.encode())  # also refuses lone surrogates
     except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"event {name} is not valid JSON: {exc}") from exc
     # The substring test is cheap and almost always false; the regex rules out an
     # escaped backslash followed by the letters "u0000".
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise InvalidEvent(f"event {name} contains a NUL character (U+0000)")
-    return text
+    return text, size
