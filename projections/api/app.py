@@ -78,6 +78,8 @@ def create_app(
     install_problem_handlers(app)
     app.add_exception_handler(DBAPIError, _unavailable)
     app.add_exception_handler(StoreUnavailable, _unavailable)
+    # asyncpg raises the socket's own error when it cannot connect at all.
+    app.add_exception_handler(OSError, _unavailable)
     app.add_middleware(HttpMetrics, registry=registry)
     app.add_middleware(
         CORSMiddleware,
