@@ -48,21 +48,11 @@ def create_app(
     disabled."""
     settings.check_auth()
     registry = registry or CollectorRegistry()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_write_side(settings, store, registry) as side:
-            app.state.side = side
-            try:
-                yield
-            finally:
-                del app.state.side
-
     app = FastAPI(
         title="Chronicle commands",
         version="1",
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=functools.partial(_lifespan, settings=settings, store=store, registry=registry),
         # A body without Content-Type is read as JSON (curl-friendly); bad JSON is 400.
         strict_content_type=False,
     )
@@ -71,18 +61,29 @@ def create_app(
     install_problem_handlers(app)
     install_command_problems(app)
     app.include_router(router)
-    app.include_router(
-        health_router(
-            {
-                "eventstore": lambda: _side(app).ping(),
-                "transfer_manager": lambda: _manager_ready(app),
-            }
-        )
-    )
+    checks = {"eventstore": lambda: _side(app).ping(), "transfer_manager": lambda: _ready(app)}
+    app.include_router(health_router(checks))
     app.include_router(metrics_router(registry))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(
+    app: FastAPI,
+    *,
+    settings: CommandsSettings,
+    store: EventStore | None,
+    registry: CollectorRegistry,
+) -> AsyncIterator[None]:
+    """Open the write side for the app's lifetime (``app.state.side``)."""
+    async with open_write_side(settings, store, registry) as side:
+        app.state.side = side
+        try:
+            yield
+        finally:
+            del app.state.side
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def _side(app: FastAPI) -> WriteSide:
     return side
 
 
-async def _manager_ready(app: FastAPI) -> None:
+async def _ready(app: FastAPI) -> None:
     side = _side(app)
     if side.manager is None:
         return

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.commands.fakes import ConflictingStore
 from tests.integration.commands.harness import Api, running_api, token
 
 pytestmark = pytest.mark.postgres
@@ -379,3 +380,21 @@ async def test_openapi_documents_every_route_with_examples(api: Api) -> None:
         assert {"If-Match", "Idempotency-Key", "traceparent"} <= headers
         assert operation["security"] == [{"HTTPBearer": []}]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+async def test_concurrency_conflict_after_retries_is_409(pg_url: str) -> None:
+    account = _id()
+    async with running_api(pg_url) as healthy:
+        await healthy.open(account)
+        key = {"Idempotency-Key": f"key-{uuid.uuid4().hex}"}
+        losing = ConflictingStore(healthy.store)
+        async with running_api(pg_url, store=losing, command_attempts=2) as api:
+            for headers in ({}, key):
+                response = await api.deposit(account, 5, headers=headers)
+                _problem(response, 409, "concurrency_conflict")
+                assert response.headers["retry-after"] == "1"
+        assert len(await healthy.log()) == 1
+        # Nothing was written, so the key is free for the client's retry.
+        retried = await healthy.deposit(account, 5, headers=key)
+        assert retried.status_code == 200
+        assert "idempotent-replayed" not in retried.headers

@@ -17,35 +17,10 @@ from commands.settings import CommandsSettings
 from commands.storage import CommandStorage, open_command_storage
 from commands.storage.base import Snapshot
 from commands.write_side import WriteSide, build_write_side
-from eventstore import ConcurrencyError, EventStore, NewEvent, RecordedEvent
-from tests.integration.commands.test_transfers import PausingStore
+from eventstore import EventStore, NewEvent
+from tests.integration.commands.fakes import ConflictingStore, CountingStore
 
 CONTEXT = CommandContext("tester", "corr", "cause")
-
-
-class CountingStore(PausingStore):
-    """The real store, counting the events it hands out by stream reads."""
-
-    def __init__(self, inner: EventStore) -> None:
-        super().__init__(inner, lambda stream, kind: False)
-        self.events_read = 0
-        self.stream_reads = 0
-
-    async def read_stream(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
-        events = await self.inner.read_stream(*args, **kwargs)
-        self.stream_reads += 1
-        self.events_read += len(events)
-        return events
-
-
-class ConflictingStore(PausingStore):
-    """The real store, except that every append loses a race."""
-
-    def __init__(self, inner: EventStore) -> None:
-        super().__init__(inner, lambda stream, kind: False)
-
-    async def append(self, stream_id: str, events: Any, expected_version: Any = 0) -> Any:
-        raise ConcurrencyError(stream_id, expected_version, 99)
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
 
@@ -21,14 +20,11 @@ from commands.settings import CommandsSettings
 from commands.storage import CommandStorage, open_command_storage
 from commands.write_side import WriteSide, build_write_side
 from eventstore import (
-    AppendResult,
     EventStore,
-    ExpectedVersion,
-    NewEvent,
     RecordedEvent,
     open_event_store,
 )
-from eventstore.migrations import Migration
+from tests.integration.commands.fakes import PausingStore
 from tests.integration.commands.harness import Api, running_api
 
 pytestmark = pytest.mark.postgres
@@ -128,56 +124,6 @@ async def test_a_closed_target_is_compensated(api: Api) -> None:
     ]
     assert await balance(api.store, source) == 100
     assert await balance(api.store, target) == 0
-
-
-class PausingStore(EventStore):
-    """The real store, except that right after an append ``pause_after`` picks, the
-    caller hangs forever (until cancelled): the process dies between two steps."""
-
-    def __init__(self, inner: EventStore, pause_after: Callable[[str, str], bool]) -> None:
-        self.inner = inner
-        self.limits = inner.limits
-        self.pause_after = pause_after
-        self.paused = asyncio.Event()
-
-    async def append(
-        self, stream_id: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = 0
-    ) -> AppendResult:
-        result = await self.inner.append(stream_id, events, expected_version)
-        if self.pause_after(stream_id, events[0].type):
-            self.paused.set()
-            await asyncio.Event().wait()
-        return result
-
-    async def read_stream(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
-        return await self.inner.read_stream(*args, **kwargs)
-
-    async def read_all(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
-        return await self.inner.read_all(*args, **kwargs)
-
-    async def head_position(self) -> int:
-        return await self.inner.head_position()
-
-    async def stream_version(self, stream_id: str) -> int:
-        return await self.inner.stream_version(stream_id)
-
-    async def load_checkpoint(self, name: str) -> int:
-        return await self.inner.load_checkpoint(name)
-
-    async def save_checkpoint(self, name: str, position: int) -> None:
-        await self.inner.save_checkpoint(name, position)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def migrate(self, migrations: Iterable[Migration]) -> list[Migration]:
-        return await self.inner.migrate(migrations)
-
-    async def wait_for_append(self, max_wait: float) -> None:
-        await self.inner.wait_for_append(max_wait)
-
-    async def close(self) -> None:
-        return None
 
 
 @contextlib.asynccontextmanager
