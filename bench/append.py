@@ -20,12 +20,14 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from bench.common import (
     Measurement,
+    ServerCpu,
     create_scratch_database,
     drop_database,
     print_table,
@@ -41,6 +43,8 @@ PAYLOAD_JSON = json.dumps(PAYLOAD)
 META = {"correlation_id": str(uuid.uuid4()), "actor": "bench"}
 META_JSON = json.dumps(META)
 STREAMS_PER_WRITER = 100
+METER: ContextVar[ServerCpu | None] = ContextVar("METER", default=None)
+"""Measures the database backends' CPU for every case of this run."""
 
 BASELINE_DDL = """
 CREATE TABLE baseline_events (
@@ -82,7 +86,7 @@ async def baseline_single(
 
     label = "(a) raw INSERT" if reset else "(a') raw INSERT, pool without reset"
     try:
-        return await run_for(f"{label}, {writers} writers", writers, seconds, op)
+        return await run_for(f"{label}, {writers} writers", writers, seconds, op, METER.get())
     finally:
         await pool.close()
 
@@ -96,7 +100,9 @@ async def chronicle_single(url: str, writers: int, seconds: float, tag: str) -> 
         return 1
 
     try:
-        return await run_for(f"(b) Chronicle append, {writers} writers", writers, seconds, op)
+        return await run_for(
+            f"(b) Chronicle append, {writers} writers", writers, seconds, op, METER.get()
+        )
     finally:
         await store.close()
 
@@ -118,7 +124,9 @@ async def baseline_batch(url: str, writers: int, seconds: float, tag: str) -> Me
         return 100
 
     try:
-        return await run_for(f"(c) raw 100-row INSERT, {writers} writers", writers, seconds, op)
+        return await run_for(
+            f"(c) raw 100-row INSERT, {writers} writers", writers, seconds, op, METER.get()
+        )
     finally:
         await pool.close()
 
@@ -132,12 +140,16 @@ async def chronicle_batch(url: str, writers: int, seconds: float, tag: str) -> M
         return 100
 
     try:
-        return await run_for(f"(c) Chronicle append x100, {writers} writers", writers, seconds, op)
+        return await run_for(
+            f"(c) Chronicle append x100, {writers} writers", writers, seconds, op, METER.get()
+        )
     finally:
         await store.close()
 
 
-def eventsourcing_single(url: str, writers: int, seconds: float, tag: str) -> Measurement | None:
+async def eventsourcing_single(
+    url: str, writers: int, seconds: float, tag: str
+) -> Measurement | None:
     """The eventsourcing library's recorder from ``writers`` threads (it is synchronous)."""
     try:
         from eventsourcing.persistence import StoredEvent
@@ -154,7 +166,7 @@ def eventsourcing_single(url: str, writers: int, seconds: float, tag: str) -> Me
         pool_size=writers,
     )
     recorder = PostgresApplicationRecorder(datastore, events_table_name=f"es_events_{tag}")
-    recorder.create_table()
+    await asyncio.to_thread(recorder.create_table)
     state = PAYLOAD_JSON.encode()
     counts = [0] * writers
     deadline = time.perf_counter() + seconds
@@ -169,26 +181,40 @@ def eventsourcing_single(url: str, writers: int, seconds: float, tag: str) -> Me
             recorder.insert_events([event])
             counts[worker] += 1
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    datastore.close()
+    def run_threads() -> None:
+        threads = [threading.Thread(target=loop, args=(w,)) for w in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    meter = METER.get()
+    before = await meter.sample() if meter else None
+    cpu, start = time.process_time(), time.perf_counter()
+    await asyncio.to_thread(run_threads)
+    elapsed, client = time.perf_counter() - start, time.process_time() - cpu
+    after = await meter.sample() if meter else None
+    await asyncio.to_thread(datastore.close)
     name = f"(d) eventsourcing recorder, {writers} writers"
-    return Measurement(name, sum(counts), sum(counts), elapsed)
+    total = sum(counts)
+    return Measurement(name, total, total, elapsed, client, ServerCpu.used(before, after))
 
 
 Case = Callable[[str, float, str], Awaitable[Measurement | None]]
+
+
+def cpu_columns(m: Measurement) -> tuple[str, str, str]:
+    client, server = m.cpu_us_per_item
+    if server is None:
+        return f"{client:.1f}", "-", "-"
+    return f"{client:.1f}", f"{server:.1f}", f"{client + server:.1f}"
 
 
 def cases() -> dict[str, Case]:
     """Every measured case by key; each takes (url, seconds, tag)."""
 
     def es(writers: int) -> Case:
-        return lambda url, sec, tag: asyncio.to_thread(eventsourcing_single, url, writers, sec, tag)
+        return lambda url, sec, tag: eventsourcing_single(url, writers, sec, tag)
 
     return {
         "a8": lambda url, sec, tag: baseline_single(url, 8, sec, tag),
@@ -213,12 +239,13 @@ async def main(seconds: float, rounds: int) -> None:
         await migrate(url, migrations())
         conn = await asyncpg.connect(url)
         await conn.execute(BASELINE_DDL)
-        await conn.close()
+        METER.set(ServerCpu(conn))
         for round_ in range(rounds):
             for key, case in cases().items():
                 measured = await case(url, seconds, f"{key}r{round_}")
                 if measured is not None:
                     runs.setdefault(key, []).append(measured)
+        await conn.close()
     finally:
         await drop_database(name)
     summarize({key: median(found) for key, found in runs.items()})
@@ -229,8 +256,15 @@ def median(found: list[Measurement]) -> Measurement:
 
 
 def summarize(results: dict[str, Measurement]) -> None:
-    rows = [(m.name, f"{m.items_per_second:,.0f}", f"{m.operations:,}") for m in results.values()]
-    print_table("append throughput (events/s)", rows, ("case", "events/s", "calls"))
+    rows = [
+        (m.name, f"{m.items_per_second:,.0f}", f"{m.operations:,}", *cpu_columns(m))
+        for m in results.values()
+    ]
+    print_table(
+        "append throughput (events/s, median of the rounds) and CPU cost per event",
+        rows,
+        ("case", "events/s", "calls", "client CPU us/event", "server CPU us/event", "total"),
+    )
     ratios = [
         ("(b)/(a) at 8 writers", results["b8"], results["a8"], 0.8),
         ("(b)/(a) at 32 writers", results["b32"], results["a32"], 0.8),

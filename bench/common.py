@@ -48,10 +48,53 @@ class Measurement:
     operations: int
     items: int
     seconds: float
+    client_cpu: float = 0.0
+    """CPU seconds of this (client) process during the run."""
+    server_cpu: float | None = None
+    """CPU seconds of the PostgreSQL backends serving the run (None when unknown)."""
 
     @property
     def items_per_second(self) -> float:
         return self.items / self.seconds
+
+    @property
+    def cpu_us_per_item(self) -> tuple[float, float | None]:
+        """(client, server) CPU microseconds per item: unlike throughput, barely moved
+        by other load on the machine."""
+        server = None if self.server_cpu is None else 1e6 * self.server_cpu / self.items
+        return 1e6 * self.client_cpu / self.items, server
+
+
+class ServerCpu:
+    """CPU time of the PostgreSQL backends connected to one database, read from /proc
+    (so only when the bench runs on the database's machine)."""
+
+    _TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def sample(self) -> dict[int, float] | None:
+        pids = await self._conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        try:
+            return {row["pid"]: self._cpu(row["pid"]) for row in pids}
+        except OSError:
+            return None
+
+    @classmethod
+    def _cpu(cls, pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / cls._TICKS
+
+    @staticmethod
+    def used(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+        if before is None or after is None:
+            return None
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 async def run_for(
@@ -59,9 +102,11 @@ async def run_for(
     workers: int,
     seconds: float,
     operation: Callable[[int, int], Awaitable[int]],
+    server: ServerCpu | None = None,
 ) -> Measurement:
     """Run ``operation(worker, i)`` in ``workers`` concurrent loops for ``seconds``;
-    each call returns how many items it handled."""
+    each call returns how many items it handled. With ``server``, the CPU time of the
+    database backends is measured too."""
     deadline = time.perf_counter() + seconds
     counts = [0] * workers
     ops = [0] * workers
@@ -73,9 +118,15 @@ async def run_for(
             ops[worker] += 1
             i += 1
 
+    before = await server.sample() if server else None
+    cpu = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(loop(w) for w in range(workers)))
-    return Measurement(name, sum(ops), sum(counts), time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    client = time.process_time() - cpu
+    after = await server.sample() if server else None
+    used = ServerCpu.used(before, after)
+    return Measurement(name, sum(ops), sum(counts), elapsed, client, used)
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
