@@ -1,7 +1,9 @@
 """Relay throughput and lag: PostgreSQL log -> relay -> RabbitMQ with publisher confirms.
 
 (a) baseline: raw aio-pika publishing N event-sized persistent messages with publisher
-    confirms, a sliding window of W unconfirmed messages (``exchange.publish``);
+    confirms, a sliding window of W unconfirmed messages, both through
+    ``Exchange.publish`` and through the channel's ``basic_publish`` without waiting
+    for each socket write (the relay's way); the faster of the two is the baseline;
 (b) the relay draining a pre-filled log of N events from a scratch PostgreSQL database
     (default settings: batches of 500, 4 batches in flight), timed from start until the
     broker confirmed the last event;
@@ -11,7 +13,7 @@
     from another process).
 
 (a) and (b) publish to the same exchange of the same RabbitMQ, routed to the same
-stream, in one run, alternating for ``--rounds`` rounds (best of each is reported).
+stream, in one run, alternating for ``--rounds`` rounds (the best of each counts).
 The scratch database and the broker objects (unique names) are removed at the end.
 
     python -m bench.relay [--events 20000] [--window 2000] [--rate 500] [--seconds 5]
@@ -25,7 +27,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -72,25 +74,39 @@ async def prefill(store: EventStore, count: int, writers: int = 8) -> None:
     await asyncio.gather(*(write(w) for w in range(writers)))
 
 
-async def baseline(sample: Envelope, exchange_name: str, count: int, window: int) -> Run:
-    """(a): raw aio-pika, persistent messages, confirms, sliding window."""
+async def windowed(count: int, window: int, publish: Callable[[int], Awaitable[object]]) -> float:
+    """Run ``publish(i)`` for every i with at most ``window`` unconfirmed; return seconds."""
+    slots = asyncio.Semaphore(window)
+    pending: set[asyncio.Task[object]] = set()
+
+    def done(task: asyncio.Task[object]) -> None:
+        slots.release()
+        pending.discard(task)
+
+    start = time.perf_counter()
+    for i in range(count):
+        await slots.acquire()
+        task = asyncio.create_task(publish(i))
+        task.add_done_callback(done)
+        pending.add(task)
+    await asyncio.gather(*pending)  # raises the first failure, if any
+    return time.perf_counter() - start
+
+
+async def baseline(
+    sample: Envelope, exchange_name: str, count: int, window: int, low_level: bool
+) -> Run:
+    """(a): raw aio-pika, persistent messages, confirms, sliding window: through
+    ``Exchange.publish``, or (``low_level``) through the channel's ``basic_publish``
+    without waiting for the socket write, which is what the relay does."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(exchange_name)
-        slots = asyncio.Semaphore(window)
-        failures: list[BaseException] = []
+        underlay = await channel.get_underlay_channel()
 
-        def done(task: asyncio.Task[object]) -> None:
-            slots.release()
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
-
-        pending: set[asyncio.Task[object]] = set()
-        start = time.perf_counter()
-        for i in range(count):
-            await slots.acquire()
-            message = aio_pika.Message(
+        def message(i: int) -> aio_pika.Message:
+            return aio_pika.Message(
                 sample.body,
                 message_id=f"{i}-{uuid.uuid4()}",
                 headers=dict(sample.headers),
@@ -99,15 +115,22 @@ async def baseline(sample: Envelope, exchange_name: str, count: int, window: int
                 type=sample.event_type,
                 timestamp=sample.recorded_at,
             )
-            task = asyncio.create_task(exchange.publish(message, sample.routing_key))
-            task.add_done_callback(done)
-            task.add_done_callback(pending.discard)
-            pending.add(task)
-        await asyncio.gather(*pending)
-        seconds = time.perf_counter() - start
-    if failures:
-        raise failures[0]
-    return Run("(a) raw aio-pika, confirms, sliding window", count, seconds)
+
+        async def high(i: int) -> object:
+            return await exchange.publish(message(i), sample.routing_key, mandatory=False)
+
+        async def low(i: int) -> object:
+            return await underlay.basic_publish(  # type: ignore[call-arg]
+                sample.body,
+                exchange=exchange_name,
+                routing_key=sample.routing_key,
+                properties=message(i).properties,
+                wait=False,
+            )
+
+        seconds = await windowed(count, window, low if low_level else high)
+    how = "channel.basic_publish" if low_level else "Exchange.publish"
+    return Run(f"(a) raw aio-pika {how}, confirms, window", count, seconds)
 
 
 def relay_for(
@@ -222,7 +245,9 @@ async def main(events: int, window: int, rate: float, seconds: float, rounds: in
         sample = await sample_envelope(store)
         results: dict[str, list[Run]] = {"a": [], "b": []}
         for r in range(rounds):
-            results["a"].append(await baseline(sample, topology.exchange, events, window))
+            for low_level in (False, True):
+                run = await baseline(sample, topology.exchange, events, window, low_level)
+                results["a"].append(run)
             results["b"].append(await drain(url, store, bus, events, f"bench-{r}"))
         lags = await lag(url, bus, rate, seconds)
         await store.close()
