@@ -23,6 +23,10 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if type(getattr(exc, "orig", None)).__name__ == "InvalidCachedStatementError":
+        # A replay swapped tables under a cached prepared statement: the dialect has
+        # already refreshed its caches, so a retry succeeds; not the event's fault.
+        return True
     return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
