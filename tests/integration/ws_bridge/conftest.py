@@ -58,7 +58,7 @@ def pipeline(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             stack.start(
                 "bridge",
                 f"bridge-{i}",
-                CHRONICLE_BRIDGE_QUEUE_SIZE="200",
+                CHRONICLE_BRIDGE_QUEUE_SIZE="100",
                 CHRONICLE_BRIDGE_WRITE_LIMIT="16384",
                 CHRONICLE_BRIDGE_SHUTDOWN_GRACE="5",
                 CHRONICLE_BRIDGE_SEND_BUFFER="16384",

@@ -39,9 +39,12 @@ def metric(process: Process, name: str) -> float:
     raise AssertionError(f"no metric {name}")
 
 
-async def log_events(pipeline: Pipeline) -> list[RecordedEvent]:
+async def log_events(pipeline: Pipeline, through: int) -> list[RecordedEvent]:
+    """The whole log, once it shows ``through`` (an append is readable a moment after
+    it returns: the store's read fence)."""
     store = await open_event_store(pipeline.stack.database_url)
     try:
+        assert await store.wait_for_position(through, 10), f"the log never showed {through}"
         events: list[RecordedEvent] = []
         while True:
             page = await store.read_all(events[-1].position if events else 0, 1000)
@@ -100,8 +103,10 @@ def open_accounts(pipeline: Pipeline, count: int) -> list[str]:
     return accounts
 
 
-async def assert_exactly_once_in_order(trackers: Sequence[Tracker], pipeline: Pipeline) -> None:
-    events = await log_events(pipeline)
+async def assert_exactly_once_in_order(
+    trackers: Sequence[Tracker], pipeline: Pipeline, through: int
+) -> None:
+    events = await log_events(pipeline, through)
     for tracker in trackers:
         expected = expected_for(tracker, events)
         assert expected, f"{tracker.name} expects nothing: the test is not testing"
@@ -147,9 +152,11 @@ async def test_thirty_clients_across_replicas_and_a_replica_kill(pipeline: Pipel
             victim.kill()
             killed_at.append(time.perf_counter())
 
-        await post_deposits(pipeline, accounts, COMMANDS, on_progress={COMMANDS * 2 // 5: kill})
+        sent_at = await post_deposits(
+            pipeline, accounts, COMMANDS, on_progress={COMMANDS * 2 // 5: kill}
+        )
         assert killed_at, "the replica was not killed mid-stream"
-        await assert_exactly_once_in_order(trackers, pipeline)
+        await assert_exactly_once_in_order(trackers, pipeline, max(sent_at))
         reconnected = [t for t in trackers if t.connections > 1]
         assert len(reconnected) >= 5, "the killed replica's clients did not reconnect"
         assert all(1006 in t.closes for t in reconnected)
@@ -194,17 +201,17 @@ async def test_a_slow_client_is_closed_with_1013_and_the_others_keep_their_pace(
         async with asyncio.timeout(10):
             await asyncio.gather(*(t.subscribed.wait() for t in fast))
         # The pace of the fast clients with no slow client around, for comparison.
-        alone_sent = await post_deposits(pipeline, accounts, 400, rate=250)
-        await assert_exactly_once_in_order(fast, pipeline)
+        alone_sent = await post_deposits(pipeline, accounts, 200, rate=120)
+        await assert_exactly_once_in_order(fast, pipeline, max(alone_sent))
         alone = _percentiles(fast, alone_sent)
         slow = await connect(url, sock=_small_window_socket(bridge.port), max_queue=1)
         await slow.send(json.dumps({"op": "subscribe", "id": "slow", "filter": {}}))
         head = json.loads(await slow.recv())["head_position"]
         closes_before = metric(bridge, "bridge_slow_client_closes_total")
-        # The slow client reads nothing while 800 deposits go by at the same pace.
-        sent_at = await post_deposits(pipeline, accounts, 800, rate=250)
+        # The slow client reads nothing while 450 deposits go by at the same pace.
+        sent_at = await post_deposits(pipeline, accounts, 450, rate=120)
         assert metric(bridge, "bridge_slow_client_closes_total") == closes_before + 1
-        await assert_exactly_once_in_order(fast, pipeline)
+        await assert_exactly_once_in_order(fast, pipeline, max(sent_at))
         with_slow = _percentiles(fast, sent_at)
         print(f"fast clients' p50/p99 (s): alone {alone}, beside a slow client {with_slow}")
         # Noise allowed for a shared machine; a fan-out waiting on the stalled socket
@@ -221,7 +228,7 @@ async def test_a_slow_client_is_closed_with_1013_and_the_others_keep_their_pace(
         # It resumes from the last event it got and misses nothing.
         resumed = Tracker(url, {}, after_position=seen[-1] if seen else head).start()
         await resumed.wait_for(max(sent_at))
-        events = await log_events(pipeline)
+        events = await log_events(pipeline, max(sent_at))
         assert seen + resumed.positions == [e.position for e in events if e.position > head]
         await resumed.close()
     finally:
@@ -250,7 +257,7 @@ async def test_sigterm_closes_clients_with_1012_and_they_resume_after_a_restart(
         assert all(t.closes == [1012] for t in trackers)
         await post_deposits(pipeline, accounts, 20)  # while no replica serves them
         bridge.restart().wait_ready()
-        await post_deposits(pipeline, accounts, 20)
-        await assert_exactly_once_in_order(trackers, pipeline)
+        last = await post_deposits(pipeline, accounts, 20)
+        await assert_exactly_once_in_order(trackers, pipeline, max(last))
     finally:
         await asyncio.gather(*(t.close() for t in trackers))
