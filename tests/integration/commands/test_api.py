@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from eventstore import NewEvent
 from tests.integration.commands.fakes import ConflictingStore
 from tests.integration.commands.harness import Api, running_api, token
 
@@ -240,19 +241,12 @@ async def test_domain_refusals_are_422_and_write_nothing(api: Api) -> None:
 async def test_balance_limit(api: Api) -> None:
     account = _id()
     await api.open(account)
-    for _ in range(1000):
-        await api.store.append(
-            f"account-{account}",
-            [_deposit_event(account, 10**12)],
-        )
+    deposit = {"account_id": account, "amount": 10**12}
+    await api.store.append(
+        f"account-{account}", [NewEvent("MoneyDeposited", deposit) for _ in range(1000)]
+    )
     response = await api.deposit(account, 1)
     _problem(response, 422, "balance_limit_exceeded")
-
-
-def _deposit_event(account: str, amount: int) -> Any:
-    from eventstore import NewEvent
-
-    return NewEvent("MoneyDeposited", {"account_id": account, "amount": amount})
 
 
 async def test_conflicts_409(api: Api) -> None:
