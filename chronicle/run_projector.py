@@ -19,6 +19,7 @@ from eventstore.bus import open_bus
 from eventstore.urls import mask_password
 from projections.db import ensure_schema, open_engine
 from projections.parking import open_parking_lot
+from projections.projection import Projection
 from projections.projector import Projector, projector_app, queue_specs, select_projections
 from projections.settings import ProjectorSettings
 
@@ -41,6 +42,33 @@ async def _open(settings: ProjectorSettings, stack: AsyncExitStack) -> Resources
     return Resources(store=store, bus=bus)
 
 
+async def _projector(
+    settings: ProjectorSettings,
+    shared: Resources,
+    projections: list[Projection],
+    stack: AsyncExitStack,
+) -> Projector:
+    """The projector over its own read database engine (schema applied) and parking lot."""
+    engine = open_engine(
+        settings.read_url,
+        writer=True,
+        pool_size=settings.read_pool_size,
+        memory_key=str(id(shared.store)),
+    )
+    stack.push_async_callback(engine.dispose)
+    await ensure_schema(settings.read_url, engine)
+    parking = open_parking_lot(settings.broker_url, settings.topology())
+    stack.push_async_callback(parking.close)
+    return Projector(
+        projections,
+        engine=engine,
+        store=shared.store,
+        bus=shared.bus,
+        parking=parking,
+        config=settings.runner_config(),
+    )
+
+
 async def serve(
     stop: asyncio.Event,
     resources: Resources | None = None,
@@ -56,24 +84,7 @@ async def serve(
     projections = select_projections(settings.selected())
     async with AsyncExitStack() as stack:
         shared = resources or await _open(settings, stack)
-        engine = open_engine(
-            settings.read_url,
-            writer=True,
-            pool_size=settings.read_pool_size,
-            memory_key=str(id(shared.store)),
-        )
-        stack.push_async_callback(engine.dispose)
-        await ensure_schema(settings.read_url, engine)
-        parking = open_parking_lot(settings.broker_url, settings.topology())
-        stack.push_async_callback(parking.close)
-        projector = Projector(
-            projections,
-            engine=engine,
-            store=shared.store,
-            bus=shared.bus,
-            parking=parking,
-            config=settings.runner_config(),
-        )
+        projector = await _projector(settings, shared, projections, stack)
         checks = {
             "read_database": projector.ping_read_database,
             "eventstore": shared.store.ping,

@@ -7,7 +7,8 @@ by ``chronicle up`` and tests, and then left open).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -44,6 +45,37 @@ def create_app(
     when the app starts and closed when it stops."""
     settings = settings or QueriesSettings()
     registry = CollectorRegistry()
+    app = FastAPI(
+        title="Chronicle queries",
+        version="1",
+        summary="Read models of the bank ledger and the raw event log",
+        lifespan=_lifespan(settings, engine, store, memory_key),
+    )
+    install_problem_handlers(app)
+    app.add_exception_handler(DBAPIError, _unavailable)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
+    # asyncpg raises the socket's own error when it cannot connect at all.
+    app.add_exception_handler(OSError, _unavailable)
+    app.add_middleware(HttpMetrics, registry=registry)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.origins(),
+        allow_methods=["GET"],
+        expose_headers=[POSITION_HEADER, STALE_HEADER],
+    )
+    app.include_router(router)
+    app.include_router(health_router({"read_database": _ping(app), "eventstore": _store(app)}))
+    app.include_router(metrics_router(registry))
+    return app
+
+
+def _lifespan(
+    settings: QueriesSettings,
+    engine: AsyncEngine | None,
+    store: EventStore | None,
+    memory_key: str,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open what was not handed in; close only that."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,28 +101,7 @@ def create_app(
             app.state.min_position_timeout = settings.min_position_timeout
             yield
 
-    app = FastAPI(
-        title="Chronicle queries",
-        version="1",
-        summary="Read models of the bank ledger and the raw event log",
-        lifespan=lifespan,
-    )
-    install_problem_handlers(app)
-    app.add_exception_handler(DBAPIError, _unavailable)
-    app.add_exception_handler(StoreUnavailable, _unavailable)
-    # asyncpg raises the socket's own error when it cannot connect at all.
-    app.add_exception_handler(OSError, _unavailable)
-    app.add_middleware(HttpMetrics, registry=registry)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.origins(),
-        allow_methods=["GET"],
-        expose_headers=[POSITION_HEADER, STALE_HEADER],
-    )
-    app.include_router(router)
-    app.include_router(health_router({"read_database": _ping(app), "eventstore": _store(app)}))
-    app.include_router(metrics_router(registry))
-    return app
+    return lifespan
 
 
 async def _unavailable(_: Request, exc: Exception) -> Response:
