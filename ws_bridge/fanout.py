@@ -12,15 +12,17 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from ws_bridge.batch import Batch
 from ws_bridge.protocol import EncodedEvent, Filter, event_prefix
 
 
 class Sink(Protocol):
     """Where a subscription's frames go: one client's outbound queue."""
 
-    def push(self, frame: bytes) -> bool:
-        """Queue ``frame`` without waiting. False when the client overflowed: it is then
-        being closed with 1013 and takes nothing more."""
+    def push(self, frame: bytes, batch: Batch | None = None) -> bool:
+        """Send or queue ``frame`` without waiting (with ``batch``, a frame that can go
+        straight to the socket is added to it). False when the client overflowed: it
+        is then being closed with 1013 and takes nothing more."""
 
     def overflow(self) -> None:
         """The client fell too far behind: close it with 1013."""
@@ -50,7 +52,7 @@ class Subscription:
     def live(self) -> bool:
         return self.pending is None
 
-    def offer(self, encoded: EncodedEvent) -> bool:
+    def offer(self, encoded: EncodedEvent, batch: Batch | None = None) -> bool:
         """Take a live event that matches the filter; True when it was sent now."""
         if encoded.position <= self.cursor:
             return False
@@ -61,7 +63,7 @@ class Subscription:
                 self.pending.append(encoded)
             return False
         self.cursor = encoded.position
-        return self.sink.push(encoded.frame(self.prefix))
+        return self.sink.push(encoded.frame(self.prefix), batch)
 
 
 class Fanout:
@@ -98,12 +100,14 @@ class Fanout:
         Never awaits: a subscription whose client is behind queues it or overflows.
         """
         event = encoded.event
+        batch = Batch()
         sent = 0
         for group in self._candidates(event.stream_id, event.category, event.type):
             # A copy: an overflowing client leaves later, but never while we iterate.
             for sub in tuple(group):
-                if sub.filter.matches(event) and sub.offer(encoded):
+                if sub.filter.matches(event) and sub.offer(encoded, batch):
                     sent += 1
+        batch.flush()
         return sent
 
     def _candidates(self, stream: str, category: str, type_: str) -> Iterator[set[Subscription]]:

@@ -164,19 +164,30 @@ def _dump(frame: Mapping[str, Any]) -> bytes:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@dataclass(frozen=True, slots=True)
 class EncodedEvent:
-    """An event encoded once: ``body`` completes any subscription's prefix into a frame."""
+    """An event encoded once: ``body`` completes any subscription's prefix into a frame.
 
-    event: RecordedEvent
-    body: bytes
+    Frames are memoised by prefix: subscriptions sharing an id (every dashboard says
+    "dashboard") share one frame object, which the fan-out then writes to all their
+    sockets in one call.
+    """
+
+    __slots__ = ("_frames", "body", "event")
+
+    def __init__(self, event: RecordedEvent, body: bytes) -> None:
+        self.event = event
+        self.body = body
+        self._frames: dict[bytes, bytes] = {}
 
     @property
     def position(self) -> int:
         return self.event.position
 
     def frame(self, prefix: bytes) -> bytes:
-        return prefix + self.body
+        found = self._frames.get(prefix)
+        if found is None:
+            found = self._frames[prefix] = prefix + self.body
+        return found
 
 
 def encode_event(event: RecordedEvent) -> EncodedEvent:

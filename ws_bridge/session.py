@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from eventstore.errors import StoreUnavailable
 from ws_bridge import protocol
 from ws_bridge.auth import Grant
+from ws_bridge.batch import Batch
 from ws_bridge.context import BridgeContext
 from ws_bridge.errors import AuthError, BadFrame, Forbidden, Unauthenticated
 from ws_bridge.fanout import Subscription
@@ -83,13 +84,17 @@ class Session:
 
     # -- outbound ---------------------------------------------------------------
 
-    def push(self, frame: bytes) -> bool:
-        """Queue ``frame`` without waiting; on a full queue, close with 1013."""
+    def push(self, frame: bytes, batch: Batch | None = None) -> bool:
+        """Send ``frame`` now (or with ``batch``) or queue it, never waiting; on a full
+        queue, close with 1013."""
         if self._closing:
             return False
         if self._writer is None and self._has_room():
             # Nothing is queued ahead (no writer) and the socket buffer has room.
-            broadcast([self._ws], frame, text=True)
+            if batch is None:
+                broadcast([self._ws], frame, text=True)
+            else:
+                batch.add(frame, self._ws)
             return True
         if len(self._queue) >= self._limit:
             self.overflow()

@@ -31,7 +31,7 @@ class RecordingSink:
         self.room = room
         self.overflowed = False
 
-    def push(self, frame: bytes) -> bool:
+    def push(self, frame: bytes, batch: object = None) -> bool:
         if self.overflowed:
             return False
         if len(self.frames) >= self.room:
