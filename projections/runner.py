@@ -209,8 +209,7 @@ class ProjectionRunner:
                 pending.append(delivery)
         await self._commit_deliveries(pending)
         # Ack point: everything in ``done`` is at or below a committed checkpoint.
-        for delivery in done:
-            await delivery.ack()
+        await _ack_all(done)
 
     async def _commit_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -223,8 +222,7 @@ class ProjectionRunner:
         if self.observer is not None:
             self.observer(self.name, records)
         # Ack point: the commit above made these deliveries' effect durable.
-        for delivery in deliveries:
-            await delivery.ack()
+        await _ack_all(deliveries)
 
     async def _apply(self, records: Sequence[RecordedEvent], source: dict[int, Delivery]) -> None:
         try:
@@ -280,6 +278,12 @@ class ProjectionRunner:
         labels = (self.name, exc.event_type, str(exc.position), exc.cause.split("(", 1)[0])
         self.metrics.halt_info.labels(*labels).set(1)
         log.error("%s", exc)
+
+
+async def _ack_all(deliveries: Sequence[Delivery]) -> None:
+    """Acknowledge together: on RabbitMQ one ack at a time waits for each frame to be
+    written before the next, which at hundreds per batch costs more than the commit."""
+    await asyncio.gather(*(delivery.ack() for delivery in deliveries))
 
 
 async def _pump(source: Subscription, inbox: asyncio.Queue[Delivery | BaseException]) -> None:
