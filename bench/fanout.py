@@ -7,7 +7,9 @@ One run, loopback only, bounded in count and time:
 (b) ours: a bridge replica (``chronicle serve bridge``, its own process) delivering N
     events published to RabbitMQ to C subscribed clients;
     in both the clients run in a separate process, and deliveries/s is N x C over the
-    time from the first publish to the last client's last receipt;
+    time from the first publish to the last client's last receipt; (a) and (b) are
+    alternated for a few rounds and the medians reported, with each server process's
+    deliveries per CPU-second (less sensitive to a busy machine);
 (c) the RSS of one replica holding M idle subscribed connections;
 (d) end-to-end latency POST -> client receipt at R commands/s through the whole
     pipeline (commands, PostgreSQL, relay, RabbitMQ, bridge), via `chronicle load`.
@@ -24,6 +26,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,6 +177,7 @@ async def ours(n_clients: int, events: int, workdir: Path) -> tuple[float, float
     receivers: Child | None = None
     try:
         await bus.declare()
+        workdir.mkdir(parents=True, exist_ok=True)
         store_url = f"sqlite:///{workdir / 'fanout.db'}"
         await migrate(store_url, all_migrations())
         async with bridge_process(store_url, prefix) as (bridge, port):
@@ -327,14 +331,28 @@ async def _delete_queues(prefix: str, names: list[str]) -> None:
     await _delete_topology(bus, topology)
 
 
+async def throughput(args: argparse.Namespace, workdir: Path) -> tuple[float, ...]:
+    """(a) and (b), alternated for ``args.rounds`` rounds; the median of each figure
+    (a shared machine's load drifts; alternating spreads the drift over both)."""
+    samples: dict[str, list[float]] = {"raw": [], "raw_cpu": [], "ours": [], "ours_cpu": []}
+    for round_ in range(args.rounds):
+        raw, raw_cpu = await baseline(args.clients, args.events)
+        bridged, bridged_cpu = await ours(args.clients, args.events, workdir / f"r{round_}")
+        for key, value in zip(samples, (raw, raw_cpu, bridged, bridged_cpu), strict=True):
+            samples[key].append(value)
+        print(
+            f"round {round_ + 1}: (a) raw broadcast {raw:,.0f}/s ({raw_cpu:,.0f}/CPU-s),"
+            f" (b) bridge {bridged:,.0f}/s ({bridged_cpu:,.0f}/CPU-s)",
+            flush=True,
+        )
+    return tuple(statistics.median(values) for values in samples.values())
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_nofile()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        raw, raw_cpu = await baseline(args.clients, args.events)
-        print(f"(a) raw broadcast: {raw:,.0f} deliveries/s, {raw_cpu:,.0f}/CPU-s", flush=True)
-        bridged, bridged_cpu = await ours(args.clients, args.events, workdir)
-        print(f"(b) bridge: {bridged:,.0f} deliveries/s, {bridged_cpu:,.0f}/CPU-s", flush=True)
+        raw, raw_cpu, bridged, bridged_cpu = await throughput(args, workdir)
         before, holding = await idle_rss(args.idle, workdir)
         print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
         lag = await bridge_lag(args.rate, int(args.rate * args.seconds), 10, workdir)
@@ -353,6 +371,7 @@ async def main(args: argparse.Namespace) -> None:
                 "baseline_per_cpu_s": round(raw_cpu),
                 "clients": args.clients,
                 "events": args.events,
+                "rounds": args.rounds,
                 "idle_connections": args.idle,
                 "rss_mb_idle_replica": round(before, 1),
                 "rss_mb_with_idle_connections": round(holding, 1),
@@ -370,6 +389,7 @@ def cli() -> None:
     parser.add_argument("--idle", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternated (a)/(b) rounds")
     asyncio.run(main(parser.parse_args()))
 
 
