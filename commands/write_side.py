@@ -98,8 +98,11 @@ async def open_write_side(
         )
         try:
             side = build_write_side(settings, store, storage, registry)
-            async with _background(side):
-                yield side
+            try:
+                async with _background(side):
+                    yield side
+            finally:
+                await side.guard.drain()
         finally:
             await storage.close()
     finally:

@@ -102,6 +102,8 @@ class IdempotencyGuard:
         self._clock = clock
         # Requests owned by this process, so local waiters wake as soon as they finish.
         self._running: dict[str, asyncio.Event] = {}
+        # Responses being stored after the answer went out (kept until done).
+        self._completing: set[asyncio.Task[None]] = set()
 
     async def run(self, request: KeyedRequest, execute: Execute) -> tuple[StoredResponse, bool]:
         """The response for ``request``, and whether it is a replay of a stored one.
@@ -155,9 +157,20 @@ class IdempotencyGuard:
         done = self._running.setdefault(record.key_hash, asyncio.Event())
         try:
             response = await self._run_once(record, execute, recovering)
-        finally:
-            done.set()
-            self._running.pop(record.key_hash, None)
+            if response.status >= 300:
+                # A refusal cannot be rebuilt from the log: on disk before the answer.
+                await self._storage.complete(
+                    record.key_hash, record.claim_id, response, durable=True
+                )
+        except BaseException:
+            self._finish(record.key_hash, done)
+            raise
+        if response.status >= 300:
+            self._finish(record.key_hash, done)
+        else:
+            # A success can be rebuilt from the log (its events carry the claim's ids),
+            # so the answer need not wait for the response to be stored.
+            self._complete_later(record, response, done)
         return response
 
     async def _run_once(
@@ -165,7 +178,7 @@ class IdempotencyGuard:
     ) -> StoredResponse:
         run = Run(record.claim_id, record.seen_version, recovering)
         try:
-            response = await execute(run)
+            return await execute(run)
         except ConcurrencyConflict:
             # Every attempt lost its append: nothing was written, the key is free again.
             await self._storage.release(record.key_hash, record.claim_id)
@@ -175,10 +188,35 @@ class IdempotencyGuard:
             # lease now, so the client's retry takes over and recovers at once.
             await self._end_lease(record)
             raise
-        # A success can be rebuilt from the log; anything else must reach the disk.
-        durable = response.status >= 300
-        await self._storage.complete(record.key_hash, record.claim_id, response, durable=durable)
-        return response
+
+    def _complete_later(
+        self, record: IdempotencyRecord, response: StoredResponse, done: asyncio.Event
+    ) -> None:
+        task = asyncio.create_task(self._complete(record, response, done))
+        self._completing.add(task)
+        task.add_done_callback(self._completing.discard)
+
+    async def _complete(
+        self, record: IdempotencyRecord, response: StoredResponse, done: asyncio.Event
+    ) -> None:
+        try:
+            await self._storage.complete(record.key_hash, record.claim_id, response, durable=False)
+        except Exception as exc:
+            # Recovered like a crash: once the lease ends, the next request with the key
+            # takes the claim over and answers from the events in the log.
+            log.warning("storing an idempotent response failed: %r", exc)
+        finally:
+            self._finish(record.key_hash, done)
+
+    def _finish(self, key_hash: str, done: asyncio.Event) -> None:
+        done.set()
+        if self._running.get(key_hash) is done:
+            del self._running[key_hash]
+
+    async def drain(self) -> None:
+        """Wait until every response still being stored is stored (at shutdown)."""
+        while self._completing:
+            await asyncio.gather(*self._completing, return_exceptions=True)
 
     async def _end_lease(self, record: IdempotencyRecord) -> None:
         try:
