@@ -97,6 +97,7 @@ class ProjectionRunner:
         self.observer = observer
         self.status = RunnerStatus()
         self._stop = asyncio.Event()
+        self._acks: set[asyncio.Task[None]] = set()
 
     @property
     def checkpoint(self) -> int:
@@ -170,6 +171,9 @@ class ProjectionRunner:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
+                # Settle what is settled before the subscription closes; anything not
+                # acknowledged by then is delivered again and dropped as a duplicate.
+                await asyncio.gather(*self._acks, return_exceptions=True)
 
     async def _next_batch(self, inbox: asyncio.Queue[Delivery | BaseException]) -> list[Delivery]:
         """The deliveries ready now (waiting for the first); empty once stopped."""
@@ -209,7 +213,7 @@ class ProjectionRunner:
                 pending.append(delivery)
         await self._commit_deliveries(pending)
         # Ack point: everything in ``done`` is at or below a committed checkpoint.
-        await _ack_all(done)
+        self._ack_later(done)
 
     async def _commit_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -222,7 +226,24 @@ class ProjectionRunner:
         if self.observer is not None:
             self.observer(self.name, records)
         # Ack point: the commit above made these deliveries' effect durable.
-        await _ack_all(deliveries)
+        self._ack_later(deliveries)
+
+    def _ack_later(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge in the background while the next batch is applied: on RabbitMQ
+        each ack is a frame of its own, and waiting for hundreds of them before the
+        next commit would add their time to every event's lag. The task is kept and
+        awaited before the subscription closes."""
+        if not deliveries:
+            return
+        task = asyncio.create_task(_ack_all(deliveries), name=f"{self.name} acks")
+        self._acks.add(task)
+        task.add_done_callback(self._acked)
+
+    def _acked(self, task: asyncio.Task[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The broker redelivers what was not acknowledged; the checkpoint drops it.
+            log.warning("projection %s: acks failed: %r", self.name, task.exception())
 
     async def _apply(self, records: Sequence[RecordedEvent], source: dict[int, Delivery]) -> None:
         try:
@@ -281,8 +302,7 @@ class ProjectionRunner:
 
 
 async def _ack_all(deliveries: Sequence[Delivery]) -> None:
-    """Acknowledge together: on RabbitMQ one ack at a time waits for each frame to be
-    written before the next, which at hundreds per batch costs more than the commit."""
+    """Acknowledge together rather than one frame after the other."""
     await asyncio.gather(*(delivery.ack() for delivery in deliveries))
 
 
