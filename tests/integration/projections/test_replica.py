@@ -37,6 +37,7 @@ from projections.db import open_engine
 from projections.parking import MemoryParkingLot
 from projections.projector import Projector, queue_specs
 from projections.settings import QueriesSettings
+from tests import services
 from tests.integration.projections.conftest import FAST, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -83,7 +84,10 @@ def _start(data: Path, port: int, socket_dir: Path) -> None:
 @pytest.fixture
 def replica_pair() -> Iterator[Pair]:
     if not (BIN / "initdb").exists() or not shutil.which("runuser"):
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        message = f"PostgreSQL 15 server binaries (initdb, pg_basebackup) not found in {BIN}"
+        if services.IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     root = Path(tempfile.mkdtemp(prefix="chronicle-replica-"))
     owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
     if owner is not None:
