@@ -4,6 +4,8 @@ A token comes in the ``Authorization: Bearer`` header of the upgrade request or 
 first ``{"op":"auth"}`` frame (browsers cannot set headers); never in the URL, which
 ends up in logs. Keys: an HS256 secret or a JWKS URL (asymmetric keys by ``kid``).
 Tokens need ``exp`` and ``sub``; ``aud``/``iss`` and a read scope are checked when set.
+A connection is closed with 1008 when its token expires (the client reconnects with a
+fresh one and resumes).
 
 Claims that limit a client (optional; without both, the client may read everything):
 
@@ -37,6 +39,8 @@ class Grant:
     subject: str
     streams: frozenset[str] | None = None
     categories: frozenset[str] | None = None
+    expires_at: float | None = None
+    """Unix time after which the token (with the leeway) is no longer valid."""
 
     @property
     def unrestricted(self) -> bool:
@@ -94,6 +98,7 @@ class Authenticator:
             subject=str(claims["sub"]),
             streams=_names(claims, "streams"),
             categories=_names(claims, "categories"),
+            expires_at=float(claims["exp"]) + self._leeway,
         )
 
     async def _verify(self, token: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -43,6 +44,7 @@ class Session:
         "_closer",
         "_closing",
         "_context",
+        "_expiry",
         "_grant",
         "_limit",
         "_queue",
@@ -67,6 +69,7 @@ class Session:
         self._backfills: dict[str, asyncio.Task[None]] = {}
         self._bad_frames = 0
         self._grant: Grant | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Serve until the connection closes; then forget every subscription."""
@@ -75,6 +78,7 @@ class Session:
         try:
             self._grant = await self._authenticate()
             if self._grant is not None:
+                self._expiry = self._close_at_expiry(self._grant)
                 await self._read_loop()
         except ConnectionClosed:
             pass
@@ -170,6 +174,16 @@ class Session:
             self.push(protocol.error(exc.code, str(exc)))
             self.close_soon(protocol.CLOSE_AUTH, exc.code)
             return None
+
+    def _close_at_expiry(self, grant: Grant) -> asyncio.TimerHandle | None:
+        """Close with 1008 when the token expires: a grant is only as good as its token."""
+        if grant.expires_at is None:
+            return None
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, grant.expires_at - time.time())
+        return loop.call_at(
+            loop.time() + delay, self.close_soon, protocol.CLOSE_AUTH, "token expired"
+        )
 
     async def _auth_frame(self) -> Grant:
         try:
@@ -279,6 +293,8 @@ class Session:
 
     async def _teardown(self) -> None:
         self._closing = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._room is not None:
             self._room.set()
         for sub in list(self._subs.values()):

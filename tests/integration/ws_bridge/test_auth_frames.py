@@ -258,3 +258,24 @@ async def test_a_client_that_stops_answering_pings_is_dropped(sqlite_url: str) -
     await task
     await bus.close()
     await store.close()
+
+
+async def test_a_connection_ends_with_1008_when_its_token_expires(sqlite_url: str) -> None:
+    store = await open_event_store(sqlite_url)
+    bus = open_bus("memory://")
+    settings = BridgeSettings(
+        auth="enabled", jwt_secret=SecretStr(SECRET), jwt_leeway=0, http_port=0
+    )
+    bridge = Bridge(settings, store, bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    await bridge.listening.wait()
+    headers = {"Authorization": f"Bearer {token(exp=int(time.time()) + 2)}"}
+    async with connect(f"ws://127.0.0.1:{bridge.port}/v1/ws", additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "ping"}))
+        assert await frames(ws, 1) == [{"op": "pong"}]
+        assert await close_code(ws) == 1008
+    stop.set()
+    await task
+    await bus.close()
+    await store.close()
