@@ -102,16 +102,18 @@ class Fanout:
         event = encoded.event
         batch = Batch()
         sent = 0
-        for group in self._candidates(event.stream_id, event.category, event.type):
-            # A copy: an overflowing client leaves later, but never while we iterate.
+        # Copies of the sets: an overflowing client leaves later, never mid-iteration.
+        for sub in tuple(self._everything):  # no filter: nothing to check
+            if sub.offer(encoded, batch):
+                sent += 1
+        for group in self._indexed(event.stream_id, event.category, event.type):
             for sub in tuple(group):
                 if sub.filter.matches(event) and sub.offer(encoded, batch):
                     sent += 1
         batch.flush()
         return sent
 
-    def _candidates(self, stream: str, category: str, type_: str) -> Iterator[set[Subscription]]:
-        yield self._everything
+    def _indexed(self, stream: str, category: str, type_: str) -> Iterator[set[Subscription]]:
         for index, key in (
             (self._by_stream, stream),
             (self._by_category, category),

@@ -51,6 +51,7 @@ class Session:
         "_room",
         "_settings",
         "_subs",
+        "_write_limit",
         "_writer",
         "_ws",
     )
@@ -60,6 +61,7 @@ class Session:
         self._context = context
         self._settings = context.settings
         self._limit = context.settings.bridge_queue_size
+        self._write_limit = context.settings.bridge_write_limit
         self._queue: deque[bytes] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._room: asyncio.Event | None = None
@@ -154,8 +156,7 @@ class Session:
         self._closer = asyncio.create_task(self._ws.close(code, reason))
 
     def _has_room(self) -> bool:
-        transport = self._ws.transport
-        return transport.get_write_buffer_size() < self._settings.bridge_write_limit
+        return self._ws.transport.get_write_buffer_size() < self._write_limit
 
     # -- inbound ----------------------------------------------------------------
 
