@@ -34,6 +34,7 @@ from eventstore.limits import (
     check_stream_id,
     encode_events,
 )
+from eventstore.metrics import StoreMetrics
 from eventstore.migrations import Migration, migrate_postgres
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from eventstore.pg_append import RUN_ALONE, AppendRequest, GroupCommitter, Rows, statement
@@ -111,6 +112,7 @@ class PostgresEventStore(EventStore):
         self.limits = limits
         self._signal = AppendSignal()
         self._committer = GroupCommitter(self._execute_group)
+        self.metrics = StoreMetrics("postgresql")
 
     @classmethod
     async def connect(
@@ -139,6 +141,13 @@ class PostgresEventStore(EventStore):
         stream_id: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        return await self.metrics.observe(
+            len(events), lambda: self._append_events(stream_id, events, expected_version)
+        )
+
+    async def _append_events(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
     ) -> AppendResult:
         check_stream_id(stream_id, self.limits)
         request = AppendRequest(
@@ -288,6 +297,13 @@ class PostgresEventStore(EventStore):
         async with translate_errors():
             await self._pool.fetchval("SELECT 1 FROM chronicle_events LIMIT 1")
 
+    async def oldest_write_age(self) -> float:
+        # Every transaction holding an xid, in any database of the server, holds the
+        # fence; other roles' rows are visible only with pg_monitor (docs/operations.md).
+        async with translate_errors():
+            age = await self._pool.fetchval(_OLDEST_WRITE)
+        return float(age or 0.0)
+
     async def migrate(self, migrations: Iterable[Migration]) -> list[Migration]:
         return await migrate_postgres(self._dsn, migrations)
 
@@ -310,6 +326,10 @@ def _to_event(row: asyncpg.Record) -> RecordedEvent:
         metadata=json.loads(row["metadata"]),
         recorded_at=row["recorded_at"],
     )
+
+
+_OLDEST_WRITE = """SELECT extract(epoch FROM max(now() - xact_start))::float8
+    FROM pg_stat_activity WHERE backend_xid IS NOT NULL"""
 
 
 def _appended(request: AppendRequest, rows: Rows) -> AppendResult:

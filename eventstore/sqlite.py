@@ -35,6 +35,7 @@ from eventstore.limits import (
     check_stream_id,
     encode_events,
 )
+from eventstore.metrics import StoreMetrics
 from eventstore.migrations import Migration, migrate_sqlite_connection
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from eventstore.signal import AppendSignal
@@ -98,6 +99,7 @@ class SqliteEventStore(EventStore):
         self._writer = _Connection(path)
         self._reader = self._writer if path == ":memory:" else _Connection(path)
         self._signal = AppendSignal()
+        self.metrics = StoreMetrics("sqlite")
 
     @classmethod
     async def open(cls, path: str, *, limits: Limits | None = None) -> SqliteEventStore:
@@ -114,6 +116,13 @@ class SqliteEventStore(EventStore):
         stream_id: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        return await self.metrics.observe(
+            len(events), lambda: self._append_events(stream_id, events, expected_version)
+        )
+
+    async def _append_events(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
     ) -> AppendResult:
         check_stream_id(stream_id, self.limits)
         expected = check_expected_version(expected_version)

@@ -132,6 +132,13 @@ class EventStore(abc.ABC):
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
 
+    async def oldest_write_age(self) -> float:
+        """Seconds the oldest open write transaction on the database has been running:
+        readers of the log cannot see past it (the read fence, docs/eventstore.md).
+        0.0 when none is open or the backend has no such fence. Raises
+        StoreUnavailable when the database cannot be reached."""
+        return 0.0
+
     async def wait_for_position(self, position: int, max_wait: float) -> bool:
         """Wait until ``read_all`` can see ``position`` (the head has reached it); False
         when ``max_wait`` seconds pass first.
