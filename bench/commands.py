@@ -8,6 +8,9 @@ only, bounded in requests and time). Phases:
   (a) GET /healthz                                   the HTTP ceiling of the server
   (b) deposits spread over 1,000 accounts
   (c) deposits spread over 100 accounts that each already hold 10,000 events
+  (floor) the same load against a reference server on the same stack (FastAPI, uvicorn,
+      asyncpg) whose POST does one raw INSERT and nothing else: what any endpoint that
+      writes to the database once per request can reach on this machine.
 
 Every deposit carries an Idempotency-Key (what a real client sends). Prints a table,
 then one JSON line: {"bench": "commands", "ours": <b>, "baseline": <a>, ...}.
@@ -35,10 +38,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from bench.common import create_scratch_database, drop_database, report
 from chronicle.migrations import all_migrations
+from chronicle.runtime import run_until_signalled, serve_http
 from eventstore import NewEvent, open_event_store
 from eventstore.migrations import migrate
 
@@ -84,7 +91,9 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 def _request(spec: dict[str, Any], index: int, rng: random.Random) -> bytes:
     if spec["kind"] == "healthz":
         return f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    account = rng.choice(spec["accounts"])
+    accounts = spec["accounts"]
+    # The warm-up touches every account once; measured phases pick at random.
+    account = accounts[index % len(accounts)] if spec.get("each") else rng.choice(accounts)
     body = b'{"amount": 1}'
     key_header = f"Idempotency-Key: {spec['run']}-{index}\r\n" if spec["keys"] else ""
     return (
@@ -240,6 +249,51 @@ async def wait_ready(port: int, timeout: float = 30) -> None:
     raise RuntimeError("the server did not become ready")
 
 
+# --- the floor: one raw INSERT per request ---------------------------------------------
+
+
+def floor_main(url: str, port: int) -> None:
+    """Serve the reference app until SIGTERM (run in its own process)."""
+
+    async def serve(stop: asyncio.Event) -> None:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=20)
+        await pool.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial, data jsonb)")
+        app = FastAPI()
+
+        @app.get("/readyz")
+        async def ready() -> Response:
+            return Response(b'{"status":"ready"}', media_type="application/json")
+
+        @app.post("/v1/accounts/{account_id}/deposits")
+        async def deposit(request: Request) -> Response:
+            data = (await request.body()).decode()
+            row = await pool.fetchval(
+                "INSERT INTO bench_floor (data) VALUES ($1::jsonb) RETURNING id", data
+            )
+            return Response(b'{"id": %d}' % row, media_type="application/json")
+
+        try:
+            await serve_http(app, HOST, port, stop)
+        finally:
+            await pool.close()
+
+    run_until_signalled(serve)
+
+
+async def run_floor(url: str, base: dict[str, Any]) -> PhaseResult:
+    port = _free_port()
+    command = [sys.executable, "-m", "bench.commands", "--floor-server", url, str(port)]
+    floor = subprocess.Popen(command)
+    try:
+        await wait_ready(port)
+        spec = {**base, "port": port, "name": "(floor) one raw INSERT per POST",
+                "kind": "deposit", "accounts": SPREAD, "keys": False, "run": "floor"}  # fmt: skip
+        return await asyncio.to_thread(run_client, spec, floor.pid)
+    finally:
+        floor.send_signal(signal.SIGTERM)
+        floor.wait(30)
+
+
 # --- main -----------------------------------------------------------------------------
 
 
@@ -261,7 +315,7 @@ def _table(results: list[PhaseResult], warm_c: float, depth: int) -> str:
 
 async def _warm(base: dict[str, Any], accounts: list[str]) -> float:
     """One deposit per account, not measured: loads every stream into the server."""
-    spec = {**base, "name": "warm", "kind": "deposit", "accounts": accounts, "keys": True,
+    spec = {**base, "name": "warm", "kind": "deposit", "accounts": accounts, "each": True,
             "run": f"warm-{uuid.uuid4().hex[:6]}", "requests": len(accounts), "seconds": 300,
             "connections": 8}  # fmt: skip
     started = time.perf_counter()
@@ -291,7 +345,8 @@ async def _phases(args: argparse.Namespace, url: str, port: int, pid: int) -> No
     b = await phase("(b) deposits, 1,000 accounts", "deposit", SPREAD)
     warm_c = await _warm(base, DEEP)
     c = await phase("(c) deposits, 100 x 10k-event accts", "deposit", DEEP)
-    print(_table([a, b, c], warm_c, args.depth))
+    floor = await run_floor(url, base)
+    print(_table([a, b, c, floor], warm_c, args.depth))
     report(
         "commands",
         b.rate,
@@ -301,7 +356,14 @@ async def _phases(args: argparse.Namespace, url: str, port: int, pid: int) -> No
         deep_ratio=round(c.rate / b.rate, 3),
         p50_ms={"a": a.p50_ms, "b": b.p50_ms, "c": c.p50_ms},
         p99_ms={"a": a.p99_ms, "b": b.p99_ms, "c": c.p99_ms},
-        server_cpu_us={"a": a.server_cpu_us, "b": b.server_cpu_us, "c": c.server_cpu_us},
+        server_cpu_us={
+            "a": a.server_cpu_us,
+            "b": b.server_cpu_us,
+            "c": c.server_cpu_us,
+            "floor": floor.server_cpu_us,
+        },
+        floor=floor.rate,
+        floor_ratio=round(floor.rate / a.rate, 3),
         connections=args.connections,
         idempotency_keys=not args.no_keys,
     )
@@ -331,6 +393,9 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         client_main(sys.argv[2])
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "--floor-server":
+        floor_main(sys.argv[2], int(sys.argv[3]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="per phase, at most")

@@ -297,11 +297,26 @@ def metrics_router(registry: CollectorRegistry) -> APIRouter:
     """``GET /metrics``: the registry in the Prometheus text exposition format."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics", summary="Prometheus metrics", response_class=Response, responses=_METRICS_DOC
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+_METRICS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            CONTENT_TYPE_LATEST: {
+                "example": "# HELP http_requests_total HTTP requests answered\n"
+                '# TYPE http_requests_total counter\nhttp_requests_total{method="GET",'
+                'route="/healthz",status="200"} 42.0\n'
+            }
+        }
+    }
+}
 
 
 class HttpMetrics:
