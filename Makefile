@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test services lint format typecheck importlint pytest unit bench
+.PHONY: install run test services test-tools lint format typecheck importlint pytest unit bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 services:
 	bash scripts/ensure-services.sh
 
+# nginx and Chromium for the multi-replica and browser tests (Debian packages).
+test-tools:
+	bash scripts/ensure-test-tools.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,10 +38,14 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-importlint: install
+import# nginx and Chromium for the multi-replica and browser tests (Debian packages).
+test-tools:
+	bash scripts/ensure-test-tools.sh
+
+lint: install
 	$(BIN)/lint-imports
 
-pytest: install services deploy-tools
+pytest: install services deploy-tools test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install
