@@ -18,14 +18,14 @@ install: $(STAMP)
 run: install
 	$(BIN)/chronicle up
 
+# nginx and Chromium for the multi-replica and browser tests (Debian packages).
+test-tools:
+	bash scripts/ensure-test-tools.sh
+
 # Starts PostgreSQL and RabbitMQ when they are down; under CI=true a service that
 # cannot be reached is a failure.
 services:
 	bash scripts/ensure-services.sh
-
-# nginx and Chromium for the multi-replica and browser tests (Debian packages).
-test-tools:
-	bash scripts/ensure-test-tools.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,11 +38,7 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-import# nginx and Chromium for the multi-replica and browser tests (Debian packages).
-test-tools:
-	bash scripts/ensure-test-tools.sh
-
-lint: install
+importlint: install
 	$(BIN)/lint-imports
 
 pytest: install services deploy-tools test-tools
