@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
+import click
 import typer
 
 from chronicle.migrations import all_migrations
@@ -27,9 +27,11 @@ app.add_typer(serve_app, name="serve")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    """JSON logs and, when the OTEL_* variables ask, tracing (named after the verb)."""
+    from chronicle.observability import configure
+
+    context = click.get_current_context(silent=True)
+    configure(level, context.info_name if context and context.info_name else "chronicle")
 
 
 @app.command()

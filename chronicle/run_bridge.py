@@ -12,8 +12,10 @@ import resource
 from contextlib import AsyncExitStack
 
 from chronicle.runtime import Resources
+from chronicle.supervise import run_together
 from eventstore import open_event_store
 from eventstore.bus import open_bus
+from eventstore.probe import LogProbe
 from eventstore.urls import mask_password
 from ws_bridge.server import Bridge
 from ws_bridge.settings import BridgeSettings
@@ -62,6 +64,9 @@ async def serve(
     async with AsyncExitStack() as stack:
         shared = resources or await _open(settings, stack)
         bridge = Bridge(settings, shared.store, shared.bus)
+        probe = LogProbe(
+            shared.store, {"bridge": lambda: bridge.hub.position}, bridge.metrics.registry
+        )
         log.info(
             "bridge: %s, %s, auth %s, up to %d open files",
             mask_password(settings.eventstore_url),
@@ -69,4 +74,4 @@ async def serve(
             settings.auth,
             limit,
         )
-        await bridge.run(stop)
+        await run_together(stop, {"bridge": bridge.run, "probe": probe.run})

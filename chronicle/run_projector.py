@@ -14,8 +14,9 @@ from functools import partial
 
 from chronicle.runtime import Resources, serve_http
 from chronicle.supervise import run_together
-from eventstore import open_event_store
+from eventstore import EventStore, open_event_store
 from eventstore.bus import open_bus
+from eventstore.probe import LogProbe
 from eventstore.urls import mask_password
 from projections.db import ensure_schema, open_engine
 from projections.parking import open_parking_lot
@@ -69,6 +70,16 @@ async def _projector(
     )
 
 
+def observe_log(projector: Projector, store: EventStore) -> LogProbe:
+    """A probe of the head, the read fence and each projection's lag (head minus
+    checkpoint, ``follower="projection:<name>"``), in the projector's registry."""
+    followers = {
+        f"projection:{runner.name}": partial(lambda r: r.checkpoint, runner)
+        for runner in projector.runners
+    }
+    return LogProbe(store, followers, projector.metrics.registry)
+
+
 async def serve(
     stop: asyncio.Event,
     resources: Resources | None = None,
@@ -99,5 +110,8 @@ async def serve(
             settings.http_port,
         )
         app = projector_app(projector, checks)
+        probe = observe_log(projector, shared.store)
         http = partial(serve_http, app, settings.http_host, settings.http_port)
-        await run_together(stop, {"projector": projector.run, "projector http": http})
+        await run_together(
+            stop, {"projector": projector.run, "projector http": http, "probe": probe.run}
+        )

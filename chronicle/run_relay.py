@@ -20,6 +20,8 @@ from chronicle.supervise import run_together
 from chronicle.topology import projection_queues
 from eventstore import EventStore, open_event_store
 from eventstore.bus import BusError, EventBus, open_bus
+from eventstore.metrics import StoreMetricsView
+from eventstore.probe import LogProbe
 from eventstore.relay import Relay, RelaySettings, leadership_for
 from eventstore.urls import mask_password
 from eventstore.web import health_router, install_problem_handlers, metrics_router
@@ -40,6 +42,14 @@ def health_app(relay: Relay, store: EventStore, bus: EventBus) -> FastAPI:
     app.include_router(health_router(checks))
     app.include_router(metrics_router(relay.metrics.registry))
     return app
+
+
+def observe_log(relay: Relay, store: EventStore) -> LogProbe:
+    """The store's append metrics and a probe of the head, the read fence and the
+    relay's lag (head minus last confirmed position), in the relay's registry."""
+    relay.metrics.registry.register(StoreMetricsView(lambda: store))
+    followers = {"relay": lambda: relay.status.confirmed_position}
+    return LogProbe(store, followers, relay.metrics.registry)
 
 
 async def _open(settings: RelaySettings, stack: AsyncExitStack) -> Resources:
@@ -94,5 +104,6 @@ async def serve(
             settings.http_port,
         )
         app = health_app(relay, shared.store, bus)
+        probe = observe_log(relay, shared.store)
         http = partial(serve_http, app, settings.http_host, settings.http_port)
-        await run_together(stop, {"relay": relay.run, "relay http": http})
+        await run_together(stop, {"relay": relay.run, "relay http": http, "probe": probe.run})

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
+from chronicle.observability import instrument_app
 from eventstore import EventStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,10 @@ class _Server(uvicorn.Server):
 
 
 async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve an ASGI app until ``stop`` is set, then shut down gracefully."""
+    """Serve an ASGI app until ``stop`` is set, then shut down gracefully (a FastAPI
+    app is instrumented first: correlation ids in the logs, and spans when tracing)."""
+    if isinstance(app, FastAPI):
+        instrument_app(app)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     server = _Server(config)
     task = asyncio.create_task(server.serve())

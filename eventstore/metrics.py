@@ -1,15 +1,17 @@
 """The event store's own Prometheus metrics: appends, their latency and size, conflicts
 and idempotent replays, in a registry of their own per store (several stores in one
 process, as in tests, never collide). A process serves them beside its own metrics
-(``chronicle.observability.metrics.include``)."""
+through a :class:`StoreMetricsView` registered in its registry."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from eventstore import tracing
 from eventstore.errors import ConcurrencyError
@@ -82,3 +84,16 @@ class StoreMetrics:
             finally:
                 self.latency.observe(time.perf_counter() - start)
                 self.batch.observe(count)
+
+
+class StoreMetricsView(Collector):
+    """Collects the append metrics of whichever store ``current()`` returns (nothing
+    while it returns None, or a store without metrics), live at each scrape."""
+
+    def __init__(self, current: Callable[[], object]) -> None:
+        self._current = current
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = getattr(self._current(), "metrics", None)
+        if isinstance(metrics, StoreMetrics):
+            yield from metrics.registry.collect()

@@ -80,6 +80,10 @@ class LogProbe:
                 await self.sample()
             except EventStoreError as exc:
                 log.debug("log probe: sample failed: %s", exc)
+            except Exception:
+                # Metrics must never take the process down; the error is logged and the
+                # next sample tries again.
+                log.exception("log probe: unexpected error while sampling")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await stop.wait()

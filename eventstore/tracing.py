@@ -14,7 +14,7 @@ with its start and end times, so the hot paths never wait on tracing.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
@@ -93,11 +93,11 @@ def record_event_spans(
 
 
 async def traced_batch(
-    work: Awaitable[T], name: str, events: Iterable[RecordedEvent], kind: SpanKind
+    work: Callable[[], Awaitable[T]], name: str, events: Iterable[RecordedEvent], kind: SpanKind
 ) -> T:
-    """Await ``work``; once it succeeds, record :func:`record_event_spans` for it."""
+    """Await ``work()``; once it succeeds, record :func:`record_event_spans` for it."""
     start_ns = time.time_ns()
-    result = await work
+    result = await work()
     record_event_spans(name, events, start_ns, kind=kind)
     return result
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from eventstore import EventStore, RecordedEvent, StoreUnavailable
+from eventstore import EventStore, RecordedEvent, StoreUnavailable, tracing
 from eventstore.bus import BusError, Delivery, EventBus, QueueSpec, Subscription, encode
 from eventstore.bus.backoff import Backoff
 from projections.apply import Applier
@@ -246,6 +246,7 @@ class ProjectionRunner:
             log.warning("projection %s: acks failed: %r", self.name, task.exception())
 
     async def _apply(self, records: Sequence[RecordedEvent], source: dict[int, Delivery]) -> None:
+        started = time.time_ns()
         try:
             position = await self._commit_retrying(records)
         except _Failed as failed:
@@ -258,6 +259,9 @@ class ProjectionRunner:
             return
         self._set_checkpoint(position)
         self.metrics.applied.labels(self.name).inc(len(records))
+        tracing.record_event_spans(
+            "projection.apply", records, started, {"chronicle.projection": self.name}
+        )
 
     async def _commit_retrying(self, records: Sequence[RecordedEvent]) -> int:
         backoff = Backoff(self.config.retry_delay, self.config.retry_max_delay)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from eventstore import tracing
 from eventstore.bus.api import Delivery, EventBus
 from eventstore.bus.backoff import Backoff
 from eventstore.errors import StoreUnavailable
@@ -106,6 +108,7 @@ class Hub:
 
     def dispatch(self, event: RecordedEvent) -> None:
         """Encode ``event`` once and offer it to every matching subscription."""
+        started = time.time_ns()
         encoded = encode_event(event)
         self.position = event.position
         sent = self._fanout.publish(encoded)
@@ -113,6 +116,8 @@ class Hub:
         self._metrics.events.inc()
         if sent:
             self._metrics.deliveries.inc(sent)
+        attributes = {"chronicle.ws.deliveries": sent}
+        tracing.record_event_spans("bridge.deliver", (event,), started, attributes)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T:
         # The store is the source of truth and the feed cannot move past a gap, so a

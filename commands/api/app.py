@@ -17,6 +17,7 @@ from commands.api.routes import router
 from commands.settings import CommandsSettings
 from commands.write_side import WriteSide, open_write_side
 from eventstore import EventStore
+from eventstore.metrics import StoreMetricsView
 from eventstore.web import (
     BodySizeLimit,
     HttpMetrics,
@@ -64,6 +65,9 @@ def create_app(
     checks = {"eventstore": lambda: _side(app).ping(), "transfer_manager": lambda: _ready(app)}
     app.include_router(health_router(checks))
     app.include_router(metrics_router(registry))
+    registry.register(
+        StoreMetricsView(lambda: getattr(getattr(app.state, "side", None), "store", None))
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)
     return app

@@ -29,6 +29,7 @@ from commands.domain.values import ID_PATTERN
 from commands.errors import AccountNotFound
 from commands.events import account_stream, transfer_stream
 from commands.write_side import WriteSide
+from eventstore.tracing import current_traceparent
 
 C = TypeVar("C", bound=Command)
 S = TypeVar("S", bound=BaseModel)
@@ -51,7 +52,8 @@ def _headers(request: Request) -> CommandHeaders:
         get("idempotency-key"),
         get("x-correlation-id"),
         get("x-causation-id"),
-        get("traceparent"),
+        # With tracing on, the request's own span, so later stages are its children.
+        current_traceparent() or get("traceparent"),
     )
 
 

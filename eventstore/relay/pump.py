@@ -24,7 +24,11 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from opentelemetry.trace import SpanKind
+
+from eventstore import tracing
 from eventstore.bus.api import Publisher
 from eventstore.bus.wire import encode
 from eventstore.errors import InvalidVersion
@@ -100,7 +104,9 @@ class Pump:
                     envelopes.append(encode(event, previous))
                     previous = event.position
                 await self._slots.acquire()
-                task = asyncio.create_task(self._publisher.publish(envelopes))
+                publish = partial(self._publisher.publish, envelopes)
+                traced = tracing.traced_batch(publish, "relay.publish", events, SpanKind.PRODUCER)
+                task = asyncio.create_task(traced)
                 self._in_flight.append(_Batch(events[-1], len(events), task))
                 self._fed.set()
                 position = events[-1].position
