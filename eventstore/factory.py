@@ -15,6 +15,7 @@ async def open_event_store(
     *,
     limits: Limits | None = None,
     pool_size: int = 20,
+    append_statements: int = 4,
 ) -> EventStore:
     """Open ``postgresql://…`` or ``sqlite://…``.
 
@@ -25,7 +26,9 @@ async def open_event_store(
     """
     target = parse_database_url(url)
     if target.backend == "postgresql":
-        return await PostgresEventStore.connect(target.dsn, limits=limits, pool_size=pool_size)
+        return await PostgresEventStore.connect(
+            target.dsn, limits=limits, pool_size=pool_size, append_statements=append_statements
+        )
     store = await SqliteEventStore.open(target.path, limits=limits)
     await store.migrate(migrations())
     return store

@@ -146,7 +146,7 @@ class GroupCommitter:
     appends to one stream keep their order.
     """
 
-    def __init__(self, execute: Execute, *, max_inflight: int = 8, max_events: int = 5000):
+    def __init__(self, execute: Execute, *, max_inflight: int = 4, max_events: int = 5000):
         self._execute = execute
         self._max_inflight = max_inflight
         self._max_events = max_events

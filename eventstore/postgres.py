@@ -106,12 +106,14 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 class PostgresEventStore(EventStore):
     """The event store on PostgreSQL. Make one with :meth:`connect`."""
 
-    def __init__(self, pool: asyncpg.Pool, limits: Limits, dsn: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, limits: Limits, dsn: str, append_statements: int = 4
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
         self.limits = limits
         self._signal = AppendSignal()
-        self._committer = GroupCommitter(self._execute_group)
+        self._committer = GroupCommitter(self._execute_group, max_inflight=append_statements)
         self.metrics = StoreMetrics("postgresql")
 
     @classmethod
@@ -122,9 +124,15 @@ class PostgresEventStore(EventStore):
         limits: Limits | None = None,
         pool_size: int = 20,
         command_timeout: float = 30.0,
+        append_statements: int = 4,
     ) -> PostgresEventStore:
         """Create the connection pool. Connections are opened lazily, so a database that
-        is down now makes calls raise StoreUnavailable until it is back."""
+        is down now makes calls raise StoreUnavailable until it is back.
+
+        ``append_statements`` bounds the append statements in flight at once (group
+        commit, see pg_append): fewer means larger groups and less CPU per append, more
+        means more parallel commits.
+        """
         pool = asyncpg.create_pool(
             dsn,
             min_size=0,
@@ -134,7 +142,7 @@ class PostgresEventStore(EventStore):
             reset=_keep_session,
         )
         await pool
-        return cls(pool, limits or Limits(), dsn)
+        return cls(pool, limits or Limits(), dsn, append_statements)
 
     async def append(
         self,

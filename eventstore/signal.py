@@ -18,6 +18,11 @@ class AppendSignal:
         event.set()
 
     async def wait(self, max_wait: float) -> None:
-        """Return after ``max_wait`` seconds or at the next notify, whichever is first."""
+        """Return after ``max_wait`` seconds or at the next notify, whichever is first.
+
+        A cancellation of the waiting task always propagates (``asyncio.timeout`` tells
+        its own expiry from an outside cancel, which ``wait_for`` on 3.11 may swallow).
+        """
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), max_wait)
+            async with asyncio.timeout(max_wait):
+                await self._event.wait()
