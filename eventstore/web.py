@@ -337,7 +337,7 @@ class HttpMetrics:
         self.latency = Histogram(
             "http_request_duration_seconds",
             "Time to answer an HTTP request",
-            ["method", "route"],
+            ["method", "route", "status"],
             registry=registry,
         )
 
@@ -360,4 +360,4 @@ class HttpMetrics:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             self.requests.labels(method, route, str(status)).inc()
-            self.latency.labels(method, route).observe(time.perf_counter() - start)
+            self.latency.labels(method, route, str(status)).observe(time.perf_counter() - start)

@@ -128,6 +128,10 @@ async def test_metrics_move_by_the_scenario(
     delta = _delta(before["commands"], commands)
     assert delta("http_requests_total", method="POST", route="/v1/accounts", status="201") == 2
     assert delta("http_requests_total", method="POST", route="/v1/transfers", status="202") == 1
+    timed = delta(
+        "http_request_duration_seconds_count", method="POST", route="/v1/accounts", status="201"
+    )
+    assert timed == 2
     assert delta("chronicle_eventstore_appended_events_total", backend="sqlite") == written
     assert delta("chronicle_eventstore_append_seconds_count", backend="sqlite") >= 4
     assert delta("chronicle_eventstore_append_batch_events_sum", backend="sqlite") == written
