@@ -6,8 +6,7 @@ through a :class:`StoreMetricsView` registered in its registry."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import Metric
@@ -63,27 +62,26 @@ class StoreMetrics:
     async def observe(
         self, count: int, append: Callable[[], Awaitable[AppendResult]]
     ) -> AppendResult:
-        """Run ``append`` inside an ``eventstore.append`` span, counting its outcome."""
-        async with self._timed(count):
-            result = await append()
+        """Run ``append`` (inside an ``eventstore.append`` span when tracing is on),
+        counting its outcome; its errors pass through."""
+        start = time.perf_counter()
+        try:
+            if tracing.enabled():
+                with tracing.span("eventstore.append", {"chronicle.append.events": count}):
+                    result = await append()
+            else:
+                result = await append()
+        except ConcurrencyError:
+            self.conflicts.inc()
+            raise
+        finally:
+            self.latency.observe(time.perf_counter() - start)
+            self.batch.observe(count)
         if result.replayed:
             self.replays.inc()
         else:
             self.appended.inc(len(result.events))
         return result
-
-    @asynccontextmanager
-    async def _timed(self, count: int) -> AsyncIterator[None]:
-        start = time.perf_counter()
-        with tracing.span("eventstore.append", {"chronicle.append.events": count}):
-            try:
-                yield
-            except ConcurrencyError:
-                self.conflicts.inc()
-                raise
-            finally:
-                self.latency.observe(time.perf_counter() - start)
-                self.batch.observe(count)
 
 
 class StoreMetricsView(Collector):

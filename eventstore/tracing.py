@@ -6,9 +6,10 @@ later stage (relay publish, projection apply, bridge delivery) records a span wh
 parent is that ``traceparent``, so they all join the POST's trace.
 
 Everything here goes through the OpenTelemetry API only: until a process installs an
-SDK tracer provider (``chronicle.observability``), :func:`enabled` is false and the
-helpers cost a function call. Spans of batched stages are recorded after the batch,
-with its start and end times, so the hot paths never wait on tracing.
+SDK tracer provider with :func:`use_provider` (``chronicle.observability`` does),
+:func:`enabled` is false and the helpers cost a function call. Spans of batched
+stages are recorded after the batch, with its start and end times, so the hot paths
+never wait on tracing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from typing import TypeVar
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind
+from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from eventstore.model import RecordedEvent
@@ -33,10 +34,25 @@ correlation_id: ContextVar[str | None] = ContextVar("chronicle_correlation_id", 
 """The correlation id of the work in progress (a request or an event), for the logs."""
 
 
+class _State:
+    # Looking the provider up costs microseconds on every call; the hot paths (each
+    # append, each fanned-out event) ask a flag instead, set once by use_provider().
+    enabled = False
+
+
+def use_provider(provider: TracerProvider) -> None:
+    """Install ``provider`` as the process's tracer provider and turn the pipeline's
+    spans on. OpenTelemetry allows this once per process; later calls are ignored
+    with a warning by OpenTelemetry, and the spans stay on."""
+    trace.set_tracer_provider(provider)
+    _State.enabled = not isinstance(
+        trace.get_tracer_provider(), ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
 def enabled() -> bool:
-    """Whether a real tracer provider is installed (spans are recorded)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+    """Whether a real tracer provider was installed through :func:`use_provider`."""
+    return _State.enabled
 
 
 def current_traceparent() -> str | None:

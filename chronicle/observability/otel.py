@@ -19,7 +19,6 @@ import os
 from collections.abc import Mapping
 
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -81,7 +80,7 @@ def install(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    trace.set_tracer_provider(provider)
+    tracing.use_provider(provider)
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     AioPikaInstrumentor().instrument(tracer_provider=provider)
 
