@@ -18,18 +18,14 @@ allowed categories), or only allowed categories; a filter by types alone is too 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from eventstore.model import category_of
+from eventstore.tokens import InvalidToken, TokenVerifier, bearer_token, token_scopes
 from ws_bridge.errors import Forbidden, Unauthenticated
 from ws_bridge.protocol import Filter
 from ws_bridge.settings import BridgeSettings
-
-_ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,55 +69,42 @@ class Authenticator:
 
     def __init__(self, settings: BridgeSettings) -> None:
         self.enabled = settings.auth == "enabled"
-        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._audience = settings.jwt_audience
-        self._issuer = settings.jwt_issuer
+        self._tokens = TokenVerifier(
+            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+            jwks_url=settings.jwt_jwks_url,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway,
+        )
         self._scope = settings.jwt_read_scope
-        self._leeway = settings.jwt_leeway
 
     async def from_header(self, authorization: str) -> Grant:
         """The grant of an ``Authorization: Bearer <token>`` header value."""
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return await self.from_token(token.strip())
+        try:
+            token = bearer_token(authorization)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from exc
+        return await self.from_token(token)
 
     async def from_token(self, token: str) -> Grant:
         """The grant of a token; raises Unauthenticated when it is not valid now."""
         if not self.enabled:
             return ANONYMOUS
         claims = await self._verify(token)
-        if self._scope is not None and self._scope not in _scopes(claims):
+        if self._scope is not None and self._scope not in token_scopes(claims):
             raise Unauthenticated(f"the token lacks the scope {self._scope!r}")
         return Grant(
             subject=str(claims["sub"]),
             streams=_names(claims, "streams"),
             categories=_names(claims, "categories"),
-            expires_at=float(claims["exp"]) + self._leeway,
+            expires_at=float(claims["exp"]) + self._tokens.leeway,
         )
 
     async def _verify(self, token: str) -> dict[str, Any]:
         try:
-            if self._jwks is not None:
-                # PyJWKClient fetches the key set over blocking HTTP (cached afterwards).
-                signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-                key: Any = signing.key
-                algorithms = _ASYMMETRIC
-            else:
-                key, algorithms = self._secret, ["HS256"]
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from exc
-        return claims
+            return await self._tokens.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from exc
 
 
 def _names(claims: dict[str, Any], key: str) -> frozenset[str] | None:
@@ -131,14 +114,3 @@ def _names(claims: dict[str, Any], key: str) -> frozenset[str] | None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise Unauthenticated(f"the {key!r} claim must be a list of strings")
     return frozenset(value)
-
-
-def _scopes(claims: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for claim in ("scope", "scp"):
-        value = claims.get(claim)
-        if isinstance(value, str):
-            found.update(value.split())
-        elif isinstance(value, list):
-            found.update(str(item) for item in value)
-    return found

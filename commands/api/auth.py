@@ -10,20 +10,17 @@ the actor ``anonymous``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from typing import Any
 
-import jwt
-
 from commands.errors import Forbidden, Unauthenticated
 from commands.settings import CommandsSettings
+from eventstore.tokens import InvalidToken, TokenVerifier, bearer_token, token_scopes
 
 ANONYMOUS = "anonymous"
 _CACHE_SIZE = 10_000
 _CACHE_SECONDS = 300.0
-_ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
 
 class Authenticator:
@@ -31,12 +28,14 @@ class Authenticator:
 
     def __init__(self, settings: CommandsSettings) -> None:
         self._enabled = settings.auth == "enabled"
-        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._audience = settings.jwt_audience
-        self._issuer = settings.jwt_issuer
+        self._tokens = TokenVerifier(
+            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+            jwks_url=settings.jwt_jwks_url,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway,
+        )
         self._scope = settings.jwt_write_scope
-        self._leeway = settings.jwt_leeway
         # Verified tokens, so a client reusing its token pays the signature check once.
         # An entry lives until the token expires, and at most _CACHE_SECONDS (so a
         # rotated-out JWKS key stops being honoured soon after).
@@ -56,7 +55,7 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         claims = await self._verify(token)
-        if self._scope not in _scopes(claims):
+        if self._scope not in token_scopes(claims):
             raise Forbidden(f"the token lacks the scope {self._scope!r}")
         actor = str(claims["sub"])
         self._remember(token, actor, min(float(claims["exp"]), now + _CACHE_SECONDS))
@@ -70,41 +69,13 @@ class Authenticator:
 
     async def _verify(self, token: str) -> dict[str, Any]:
         try:
-            if self._jwks is not None:
-                # PyJWKClient fetches the key set over blocking HTTP (cached afterwards).
-                key: Any = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
-                algorithms = _ASYMMETRIC
-            else:
-                key, algorithms = self._secret, ["HS256"]
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from exc
-        return claims
+            return await self._tokens.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from exc
 
 
 def _bearer(authorization: str | None) -> str:
-    if not authorization:
-        raise Unauthenticated("an Authorization: Bearer token is required")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return token.strip()
-
-
-def _scopes(claims: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for claim in ("scope", "scp"):
-        value = claims.get(claim)
-        if isinstance(value, str):
-            found.update(value.split())
-        elif isinstance(value, list):
-            found.update(str(item) for item in value)
-    return found
+    try:
+        return bearer_token(authorization)
+    except InvalidToken as exc:
+        raise Unauthenticated(str(exc)) from exc
