@@ -33,6 +33,7 @@ from eventstore import tracing
 log = logging.getLogger(__name__)
 
 _UNTRACED_URLS = "/healthz,/readyz,/metrics"
+EXPORTERS = ("otlp", "console")
 
 
 def exporter_names(env: Mapping[str, str]) -> list[str]:
@@ -50,12 +51,10 @@ def exporter_names(env: Mapping[str, str]) -> list[str]:
 def _exporter(name: str) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
-    if name == "otlp":
-        # Imported only when asked for: it pulls in protobuf and an HTTP client.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    # Imported only when asked for: it pulls in protobuf and an HTTP client.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()
-    raise ValueError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (otlp, console, none)")
+    return OTLPSpanExporter()
 
 
 def configure_tracing(service: str, env: Mapping[str, str] | None = None) -> bool:
@@ -64,6 +63,9 @@ def configure_tracing(service: str, env: Mapping[str, str] | None = None) -> boo
     exporter name. Does nothing when a provider is installed already."""
     env = os.environ if env is None else env
     names = exporter_names(env)
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise ValueError(f"OTEL_TRACES_EXPORTER: unknown exporter {unknown[0]!r} (otlp, console)")
     if not names or tracing.enabled():
         return tracing.enabled()
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"chronicle-{service}"}
