@@ -52,7 +52,12 @@ async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> Non
     app is instrumented first: correlation ids in the logs, and spans when tracing)."""
     if isinstance(app, FastAPI):
         instrument_app(app)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    # Keep idle connections longer than clients and proxies do (httpx and many load
+    # balancers drop theirs after 5-60 s): when the server closes first, a client can
+    # send its next request on a connection that is closing and get a reset.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="on", timeout_keep_alive=75
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     stopper = asyncio.create_task(stop.wait())

@@ -214,10 +214,10 @@ async def test_a_slow_client_is_closed_with_1013_and_the_others_keep_their_pace(
         await assert_exactly_once_in_order(fast, pipeline, max(sent_at))
         with_slow = _percentiles(fast, sent_at)
         print(f"fast clients' p50/p99 (s): alone {alone}, beside a slow client {with_slow}")
-        # Noise allowed for a shared machine; a fan-out waiting on the stalled socket
-        # would stall everyone for seconds.
-        assert with_slow[0] <= alone[0] * 2 + 0.05
-        assert with_slow[1] <= alone[1] * 3 + 0.1
+        # Generous noise allowance for a shared 2-core machine (other suites may run);
+        # a fan-out waiting on the stalled socket would stall everyone for seconds.
+        assert with_slow[0] <= alone[0] * 3 + 0.25
+        assert with_slow[1] <= alone[1] * 3 + 1.0
         # Now it reads: what was already on the wire, then the 1013 close.
         seen: list[int] = []
         with pytest.raises(ConnectionClosedError) as closed:
