@@ -6,28 +6,19 @@ import time.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from commands.errors import ConfigurationError
 from eventstore.settings import EventStoreSettings
+from eventstore.tokens import TokenSettings
 
 
-class CommandsSettings(EventStoreSettings):
+class CommandsSettings(EventStoreSettings, TokenSettings):
     """Everything the write API and the transfer process manager read."""
 
     http_port: int = Field(default=8000, ge=0, le=65535)
 
-    auth: Literal["enabled", "disabled"] = Field(
-        default="enabled", description="'disabled' runs without JWT checks (development)"
-    )
-    jwt_secret: SecretStr | None = Field(default=None, description="HS256 shared secret")
-    jwt_jwks_url: str | None = Field(default=None, description="JWKS URL for RS/ES/EdDSA keys")
-    jwt_audience: str | None = Field(default=None, description="required 'aud', if set")
-    jwt_issuer: str | None = Field(default=None, description="required 'iss', if set")
     jwt_write_scope: str = Field(default="ledger:write", description="scope every write needs")
-    jwt_leeway: float = Field(default=30.0, ge=0, description="clock skew allowed (seconds)")
 
     max_body_bytes: int = Field(default=16 * 1024, ge=256, description="request body limit")
     idempotency_ttl: float = Field(default=86_400.0, gt=0, description="key lifetime (s)")
@@ -49,12 +40,6 @@ class CommandsSettings(EventStoreSettings):
 
     def check_auth(self) -> None:
         """Raise ConfigurationError unless auth has a key or is disabled on purpose."""
-        if self.auth == "disabled":
-            return
-        if self.jwt_secret is None and self.jwt_jwks_url is None:
-            raise ConfigurationError(
-                "set CHRONICLE_JWT_SECRET or CHRONICLE_JWT_JWKS_URL, "
-                "or CHRONICLE_AUTH=disabled to run without authentication"
-            )
-        if self.jwt_secret is not None and self.jwt_jwks_url is not None:
-            raise ConfigurationError("set one of CHRONICLE_JWT_SECRET, CHRONICLE_JWT_JWKS_URL")
+        problem = self.auth_problem()
+        if problem is not None:
+            raise ConfigurationError(problem)

@@ -9,9 +9,11 @@ asymmetric keys are chosen by the token's ``kid``. A token must carry ``exp`` an
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import jwt
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
@@ -61,6 +63,44 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"invalid token: {exc}") from exc
         return claims
+
+
+class TokenSettings(BaseSettings):
+    """``CHRONICLE_AUTH`` and the ``CHRONICLE_JWT_*`` keys, shared by every process that
+    takes tokens (mixed into its settings class)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHRONICLE_", extra="ignore")
+
+    auth: Literal["enabled", "disabled"] = Field(
+        default="enabled", description="'disabled' runs without JWT checks (development)"
+    )
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 shared secret")
+    jwt_jwks_url: str | None = Field(default=None, description="JWKS URL for RS/ES/EdDSA keys")
+    jwt_audience: str | None = Field(default=None, description="required 'aud', if set")
+    jwt_issuer: str | None = Field(default=None, description="required 'iss', if set")
+    jwt_leeway: float = Field(default=30.0, ge=0, description="clock skew allowed (seconds)")
+
+    def token_verifier(self) -> TokenVerifier:
+        return TokenVerifier(
+            secret=self.jwt_secret.get_secret_value() if self.jwt_secret else None,
+            jwks_url=self.jwt_jwks_url,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+            leeway=self.jwt_leeway,
+        )
+
+    def auth_problem(self) -> str | None:
+        """Why these settings cannot serve (no key, or two), or None when they can."""
+        if self.auth == "disabled":
+            return None
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            return (
+                "set CHRONICLE_JWT_SECRET or CHRONICLE_JWT_JWKS_URL, "
+                "or CHRONICLE_AUTH=disabled to run without authentication"
+            )
+        if self.jwt_secret is not None and self.jwt_jwks_url is not None:
+            return "set one of CHRONICLE_JWT_SECRET, CHRONICLE_JWT_JWKS_URL"
+        return None
 
 
 def bearer_token(authorization: str | None) -> str:

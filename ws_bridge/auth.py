@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventstore.model import category_of
-from eventstore.tokens import InvalidToken, TokenVerifier, bearer_token, token_scopes
+from eventstore.tokens import InvalidToken, bearer_token, token_scopes
 from ws_bridge.errors import Forbidden, Unauthenticated
 from ws_bridge.protocol import Filter
 from ws_bridge.settings import BridgeSettings
@@ -69,13 +69,7 @@ class Authenticator:
 
     def __init__(self, settings: BridgeSettings) -> None:
         self.enabled = settings.auth == "enabled"
-        self._tokens = TokenVerifier(
-            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
-            jwks_url=settings.jwt_jwks_url,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway,
-        )
+        self._tokens = settings.token_verifier()
         self._scope = settings.jwt_read_scope
 
     async def from_header(self, authorization: str) -> Grant:

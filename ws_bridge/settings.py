@@ -6,30 +6,21 @@ import time.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from eventstore.bus.settings import BrokerSettings
+from eventstore.tokens import TokenSettings
 from ws_bridge.errors import ConfigurationError
 
 
-class BridgeSettings(BrokerSettings):
+class BridgeSettings(BrokerSettings, TokenSettings):
     """Everything a bridge replica reads: port, auth, flow control, timeouts."""
 
     http_port: int = Field(default=8002, ge=0, le=65535)
 
-    auth: Literal["enabled", "disabled"] = Field(
-        default="enabled", description="'disabled' admits every client (development)"
-    )
-    jwt_secret: SecretStr | None = Field(default=None, description="HS256 shared secret")
-    jwt_jwks_url: str | None = Field(default=None, description="JWKS URL for RS/ES/EdDSA keys")
-    jwt_audience: str | None = Field(default=None, description="required 'aud', if set")
-    jwt_issuer: str | None = Field(default=None, description="required 'iss', if set")
     jwt_read_scope: str | None = Field(
         default=None, description="scope a client's token must carry, if set"
     )
-    jwt_leeway: float = Field(default=30.0, ge=0, description="clock skew allowed (seconds)")
 
     bridge_auth_timeout: float = Field(
         default=5.0, gt=0, description="seconds a client has to send its auth frame"
@@ -73,12 +64,6 @@ class BridgeSettings(BrokerSettings):
 
     def check_auth(self) -> None:
         """Raise ConfigurationError unless auth has a key or is disabled on purpose."""
-        if self.auth == "disabled":
-            return
-        if self.jwt_secret is None and self.jwt_jwks_url is None:
-            raise ConfigurationError(
-                "set CHRONICLE_JWT_SECRET or CHRONICLE_JWT_JWKS_URL, "
-                "or CHRONICLE_AUTH=disabled to run without authentication"
-            )
-        if self.jwt_secret is not None and self.jwt_jwks_url is not None:
-            raise ConfigurationError("set one of CHRONICLE_JWT_SECRET, CHRONICLE_JWT_JWKS_URL")
+        problem = self.auth_problem()
+        if problem is not None:
+            raise ConfigurationError(problem)

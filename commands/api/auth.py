@@ -16,7 +16,7 @@ from typing import Any
 
 from commands.errors import Forbidden, Unauthenticated
 from commands.settings import CommandsSettings
-from eventstore.tokens import InvalidToken, TokenVerifier, bearer_token, token_scopes
+from eventstore.tokens import InvalidToken, bearer_token, token_scopes
 
 ANONYMOUS = "anonymous"
 _CACHE_SIZE = 10_000
@@ -28,13 +28,7 @@ class Authenticator:
 
     def __init__(self, settings: CommandsSettings) -> None:
         self._enabled = settings.auth == "enabled"
-        self._tokens = TokenVerifier(
-            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
-            jwks_url=settings.jwt_jwks_url,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway,
-        )
+        self._tokens = settings.token_verifier()
         self._scope = settings.jwt_write_scope
         # Verified tokens, so a client reusing its token pays the signature check once.
         # An entry lives until the token expires, and at most _CACHE_SECONDS (so a
