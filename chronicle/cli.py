@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import click
@@ -61,18 +62,25 @@ def migrate(
         raise typer.Exit(code=2) from exc
 
 
+def _serve(
+    verb: str, serve: Callable[[asyncio.Event], Awaitable[None]], *refusals: type[Exception]
+) -> None:
+    """Run one process until SIGTERM/SIGINT; a configuration it refuses exits with 2."""
+    _configure_logging(EventStoreSettings().log_level)
+    try:
+        run_until_signalled(serve)
+    except refusals as exc:
+        typer.echo(f"chronicle serve {verb}: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
 @serve_app.command("commands")
 def serve_commands() -> None:
     """Serve the write API (port 8000) and run the transfer process manager."""
     from chronicle.run_commands import serve
     from commands.errors import ConfigurationError
 
-    _configure_logging(EventStoreSettings().log_level)
-    try:
-        run_until_signalled(serve)
-    except ConfigurationError as exc:
-        typer.echo(f"chronicle serve commands: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+    _serve("commands", serve, ConfigurationError)
 
 
 @serve_app.command("relay")
@@ -80,8 +88,7 @@ def serve_relay() -> None:
     """Publish committed events to the broker, in order (health and metrics on 8003)."""
     from chronicle.run_relay import serve
 
-    _configure_logging(EventStoreSettings().log_level)
-    run_until_signalled(serve)
+    _serve("relay", serve)
 
 
 @serve_app.command("bridge")
@@ -90,12 +97,7 @@ def serve_bridge() -> None:
     from chronicle.run_bridge import serve
     from ws_bridge.errors import ConfigurationError
 
-    _configure_logging(EventStoreSettings().log_level)
-    try:
-        run_until_signalled(serve)
-    except ConfigurationError as exc:
-        typer.echo(f"chronicle serve bridge: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+    _serve("bridge", serve, ConfigurationError)
 
 
 @app.command()
@@ -125,12 +127,7 @@ def serve_projector() -> None:
     from chronicle.run_projector import serve
     from projections.errors import ProjectionError
 
-    _configure_logging(EventStoreSettings().log_level)
-    try:
-        run_until_signalled(serve)
-    except ProjectionError as exc:
-        typer.echo(f"chronicle serve projector: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+    _serve("projector", serve, ProjectionError)
 
 
 @serve_app.command("queries")
@@ -138,8 +135,7 @@ def serve_queries() -> None:
     """Serve the read API over the read models and the event log (port 8001)."""
     from chronicle.run_queries import serve
 
-    _configure_logging(EventStoreSettings().log_level)
-    run_until_signalled(serve)
+    _serve("queries", serve)
 
 
 @app.command("replay")
