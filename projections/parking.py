@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from eventstore.bus import BusUnavailable, Envelope, Topology, is_amqp
 
@@ -61,7 +61,7 @@ class AmqpParkingLot:
     def __init__(self, url: str, topology: Topology) -> None:
         self._url = url
         self._topology = topology
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
 
@@ -91,8 +91,11 @@ class AmqpParkingLot:
             raise BusUnavailable(f"cannot park a message in {name}: {exc}") from exc
 
     async def _open(self) -> AbstractChannel:
-        if self._connection is None:
-            self._connection = await aio_pika.connect_robust(self._url, timeout=10)
+        # A plain connection, reopened here when it was lost: a robust one would keep
+        # reconnect callbacks alive past close(), racing the end of the event loop.
+        if self._connection is None or self._connection.is_closed:
+            self._connection = await aio_pika.connect(self._url, timeout=10)
+            self._channel = None
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel(publisher_confirms=True)
         return self._channel
