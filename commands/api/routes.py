@@ -187,16 +187,7 @@ async def open_account(request: Request) -> Response:
     openapi_extra=_doc(AmountBody, account=True),
 )
 async def deposit(request: Request) -> Response:
-    account_id = _account_id(request)
-    body = await _body(request, AmountBody)
-
-    def build(_: uuid.UUID | None) -> Deposit:
-        return Deposit(account_id=account_id, amount=body.amount)
-
-    return await _run(
-        request, account.aggregate, build, body=body, reply=Reply(),
-        target_stream=account_stream(account_id),
-    )  # fmt: skip
+    return await _move_money(request, Deposit)
 
 
 @router.post(
@@ -212,11 +203,16 @@ async def deposit(request: Request) -> Response:
     openapi_extra=_doc(AmountBody, account=True),
 )
 async def withdraw(request: Request) -> Response:
+    return await _move_money(request, Withdraw)
+
+
+async def _move_money(request: Request, command: type[Deposit] | type[Withdraw]) -> Response:
+    """A deposit or a withdrawal: an amount moved on the account of the path."""
     account_id = _account_id(request)
     body = await _body(request, AmountBody)
 
-    def build(_: uuid.UUID | None) -> Withdraw:
-        return Withdraw(account_id=account_id, amount=body.amount)
+    def build(_: uuid.UUID | None) -> Deposit | Withdraw:
+        return command(account_id=account_id, amount=body.amount)
 
     return await _run(
         request, account.aggregate, build, body=body, reply=Reply(),
