@@ -111,13 +111,16 @@ def load(
     token: Annotated[
         str | None, typer.Option(envvar="CHRONICLE_LOAD_TOKEN", help="Bearer token, if auth.")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line instead of the table.")
+    ] = False,
 ) -> None:
     """Post deposits at a steady rate while N WebSocket clients listen; print throughput
-    and end-to-end latency percentiles (POST sent -> event received)."""
-    from chronicle.load import LoadPlan, run_load
+    and end-to-end latency percentiles (POST due -> event received)."""
+    from chronicle.load import LoadPlan, run
 
     plan = LoadPlan(rate, duration, clients, accounts, commands_url, bridge_url, token)
-    if asyncio.run(run_load(plan)) != 0:
+    if run(plan, as_json=as_json) != 0:
         raise typer.Exit(code=1)
 
 

@@ -1,28 +1,34 @@
 """`chronicle load`: a load generator for the whole pipeline.
 
 It opens a few accounts, subscribes N WebSocket clients to the deposits, then posts
-deposits at a steady rate. End-to-end latency is the time from sending a POST to a
+deposits open loop: request i is due at ``i / rate`` seconds, whether or not earlier
+ones were answered. End-to-end latency is the time from a request's due time to a
 client receiving the event it produced (matched by position, so an event arriving
-before its HTTP response is still counted right). It prints throughput and latency
-percentiles; the exit status is 1 when a client missed an event.
+before its HTTP response is still counted right), one sample per client and event.
+Counting from the due time rather than the moment the request left means a generator
+that falls behind its schedule shows up as latency instead of hiding it; the report
+also says how late requests left and the rate actually achieved, so such a run is
+recognisable. The exit status is 1 when a request failed or a client missed an event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
+
+from chronicle.load_http import HttpError, HttpPool
 
 DEPOSITS = {"categories": ["account"], "types": ["MoneyDeposited"]}
 
@@ -36,6 +42,8 @@ class LoadPlan:
     commands_url: str
     bridge_url: str
     token: str | None = None
+    connections: int = 32
+    """Keep-alive HTTP connections at most; a request due while all are busy waits."""
 
     @property
     def total(self) -> int:
@@ -44,18 +52,28 @@ class LoadPlan:
 
 @dataclass
 class LoadResult:
-    """What a run measured; latencies in seconds."""
+    """What a run measured; times in seconds (``time.perf_counter``)."""
 
     sent: int = 0
     failed: int = 0
     elapsed: float = 0.0
+    """From the first due time to the moment the last request left."""
     sent_at: dict[int, float] = field(default_factory=dict)
+    """Due time of the request that produced each position."""
+    send_delays: list[float] = field(default_factory=list)
+    """How late each request left after its due time (the generator's own lag)."""
     received_at: list[dict[int, float]] = field(default_factory=list)
     commit_lags: list[float] = field(default_factory=list)
     """Seconds from the event's commit (its ``recorded_at``) to its receipt: the
     relay, broker and bridge share of the latency, without the command API's."""
 
+    @property
+    def achieved_rate(self) -> float:
+        """Requests that left per second over the sending window."""
+        return len(self.send_delays) / max(self.elapsed, 1e-9)
+
     def latencies(self) -> list[float]:
+        """Due time -> receipt of every (client, event) pair received, sorted."""
         found = [
             seen[position] - sent
             for position, sent in self.sent_at.items()
@@ -77,13 +95,20 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
 
 
 class Listener:
-    """One WebSocket client recording when each event position arrived."""
+    """One WebSocket client recording when each event frame arrived.
+
+    While the load runs it only stamps and keeps the raw frames; they are decoded
+    later, in :meth:`wait_for`, so that decoding never delays the stamping of the next
+    frame nor the generator's schedule in the same process.
+    """
 
     def __init__(self, url: str, token: str | None) -> None:
         self._url = url
         self._token = token
         self.seen: dict[int, float] = {}
         self.commit_lags: list[float] = []
+        self._frames: list[tuple[float, float, bytes]] = []
+        self._decoded = 0
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -100,21 +125,31 @@ class Listener:
         self._task = asyncio.create_task(self._receive(self._ws))
 
     async def _receive(self, ws: ClientConnection) -> None:
+        # Ends when the connection closes, however it closes: what did not arrive by
+        # then is reported as missing.
         with contextlib.suppress(Exception):
-            async for message in ws:
-                now = time.perf_counter()
-                frame = json.loads(message)
-                if frame.get("op") == "event":
-                    self.seen.setdefault(frame["position"], now)
-                    recorded = datetime.fromisoformat(frame["recorded_at"]).timestamp()
-                    self.commit_lags.append(time.time() - recorded)
-                    self._changed.set()
+            while True:
+                message = await ws.recv(decode=False)
+                self._frames.append((time.perf_counter(), time.time(), message))
+                self._changed.set()
+
+    def _decode(self) -> None:
+        frames, start = self._frames, self._decoded
+        self._decoded = len(frames)
+        for received, wall, message in frames[start:]:
+            frame = json.loads(message)
+            if frame.get("op") == "event":
+                self.seen.setdefault(frame["position"], received)
+                recorded = datetime.fromisoformat(frame["recorded_at"]).timestamp()
+                self.commit_lags.append(wall - recorded)
 
     async def wait_for(self, positions: set[int]) -> None:
         """Return once every one of ``positions`` arrived."""
+        self._decode()
         while not positions <= self.seen.keys():
             self._changed.clear()
             await self._changed.wait()
+            self._decode()
 
     async def stop(self) -> None:
         if self._ws is not None:
@@ -123,49 +158,51 @@ class Listener:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._decode()
 
 
-async def open_accounts(http: httpx.AsyncClient, count: int) -> list[str]:
+async def open_accounts(http: HttpPool, count: int) -> list[str]:
     ids = []
     for _ in range(count):
         account_id = f"load-{uuid.uuid4().hex[:10]}"
-        reply = await http.post("/v1/accounts", json={"account_id": account_id, "owner": "load"})
-        reply.raise_for_status()
+        await http.post_json("/v1/accounts", {"account_id": account_id, "owner": "load"})
         ids.append(account_id)
     return ids
 
 
 async def post_deposits(
-    http: httpx.AsyncClient,
+    http: HttpPool,
     plan: LoadPlan,
     accounts: Sequence[str],
     result: LoadResult,
     progress: Progress | None = None,
 ) -> None:
-    """POST ``plan.total`` deposits at ``plan.rate`` per second (open loop)."""
+    """POST ``plan.total`` deposits, request i due at ``i / plan.rate`` s (open loop)."""
     task_id = progress.add_task("posting", total=plan.total) if progress else None
     start = time.perf_counter()
 
-    async def one(index: int) -> None:
-        sent = time.perf_counter()
+    async def one(index: int, due: float) -> None:
         account = accounts[index % len(accounts)]
+        result.send_delays.append(time.perf_counter() - due)
         try:
-            reply = await http.post(f"/v1/accounts/{account}/deposits", json={"amount": 1})
-            reply.raise_for_status()
-            result.sent_at[reply.json()["position"]] = sent
+            _, body = await http.post_json(f"/v1/accounts/{account}/deposits", {"amount": 1})
+            result.sent_at[body["position"]] = due
             result.sent += 1
-        except httpx.HTTPError:
+        except HttpError:
             result.failed += 1
         if progress is not None and task_id is not None:
             progress.advance(task_id)
 
     async with asyncio.TaskGroup() as group:
         for index in range(plan.total):
-            delay = start + index / plan.rate - time.perf_counter()
+            due = start + index / plan.rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            group.create_task(one(index))
-    result.elapsed = time.perf_counter() - start
+            group.create_task(one(index, due))
+        # The sending window: first due time to the last request leaving, plus one
+        # interval (n requests at rate r span (n - 1) / r seconds).
+        result.elapsed = time.perf_counter() - start + 1 / plan.rate
 
 
 async def wait_delivered(result: LoadResult, listeners: Sequence[Listener], seconds: float) -> None:
@@ -178,13 +215,14 @@ async def wait_delivered(result: LoadResult, listeners: Sequence[Listener], seco
 
 
 async def measure(plan: LoadPlan, progress: Progress | None = None) -> LoadResult:
-    """Run ``plan`` against running services and return the measurements."""
+    """Run ``plan`` against running services and return the measurements.
+
+    Raises HttpError when the accounts cannot be opened.
+    """
     headers = {"Authorization": f"Bearer {plan.token}"} if plan.token else {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    http = HttpPool(plan.commands_url, headers, plan.connections)
     result = LoadResult()
-    async with httpx.AsyncClient(
-        base_url=plan.commands_url, headers=headers, limits=limits, timeout=10.0
-    ) as http:
+    try:
         accounts = await open_accounts(http, plan.accounts)
         listeners = [Listener(plan.bridge_url, plan.token) for _ in range(plan.clients)]
         await asyncio.gather(*(listener.start() for listener in listeners))
@@ -193,38 +231,90 @@ async def measure(plan: LoadPlan, progress: Progress | None = None) -> LoadResul
             await wait_delivered(result, listeners, 10.0)
         finally:
             await asyncio.gather(*(listener.stop() for listener in listeners))
+    finally:
+        await http.close()
     result.received_at = [listener.seen for listener in listeners]
     result.commit_lags = sorted(lag for listener in listeners for lag in listener.commit_lags)
+    result.send_delays.sort()
     return result
 
 
-def report(plan: LoadPlan, result: LoadResult, console: Console) -> None:
+def summary(plan: LoadPlan, result: LoadResult) -> dict[str, float]:
+    """The figures of a run, in milliseconds and commands per second."""
     ordered = result.latencies()
+    figures = {
+        "rate_asked": plan.rate,
+        "rate_achieved": round(result.achieved_rate, 1),
+        "posted_ok": float(result.sent),
+        "posted_failed": float(result.failed),
+        "deliveries": float(len(ordered)),
+        "missing": float(result.missing()),
+    }
+    for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
+        figures[f"latency_{name}_ms"] = round(percentile(ordered, fraction) * 1000, 1)
+    for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+        lag = percentile(result.commit_lags, fraction)
+        figures[f"commit_to_receipt_{name}_ms"] = round(lag * 1000, 1)
+        delay = percentile(result.send_delays, fraction)
+        figures[f"send_delay_{name}_ms"] = round(delay * 1000, 1)
+    return figures
+
+
+def report(plan: LoadPlan, result: LoadResult, console: Console) -> None:
+    figures = summary(plan, result)
     table = Table(title="chronicle load")
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
         ("commands posted", f"{result.sent} ok, {result.failed} failed"),
-        ("throughput", f"{result.sent / max(result.elapsed, 1e-9):.1f} commands/s"),
+        ("rate", f"{figures['rate_achieved']:.1f} commands/s of {plan.rate:g} asked"),
         ("clients", str(plan.clients)),
-        ("deliveries", str(len(ordered))),
+        ("deliveries", f"{len(result.latencies())}"),
         ("missing deliveries", str(result.missing())),
     ]
-    for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
-        rows.append((f"latency {name}", f"{percentile(ordered, fraction) * 1000:.1f} ms"))
-    for name, fraction in (("p50", 0.5), ("p99", 0.99)):
-        lag = percentile(result.commit_lags, fraction) * 1000
-        rows.append((f"commit -> receipt {name}", f"{lag:.1f} ms"))
+    for name in ("p50", "p90", "p99", "max"):
+        rows.append((f"latency {name}", f"{figures[f'latency_{name}_ms']:.1f} ms"))
+    for name in ("p50", "p99"):
+        rows.append((f"commit -> receipt {name}", f"{figures[f'commit_to_receipt_{name}_ms']} ms"))
+    for name in ("p50", "p99"):
+        rows.append((f"request left late {name}", f"{figures[f'send_delay_{name}_ms']} ms"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
 
 
-async def run_load(plan: LoadPlan) -> int:
-    """The ``chronicle load`` verb: measure with a progress bar, print, exit status."""
+async def run_load(plan: LoadPlan, *, as_json: bool = False) -> int:
+    """The ``chronicle load`` verb: measure (with a progress bar, or quietly when
+    ``as_json``), print a table or one JSON line of :func:`summary`, exit status."""
     console = Console()
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        result = await measure(plan, progress)
-    report(plan, result, console)
+    if as_json:
+        cpu = time.process_time()
+        result = await measure(plan)
+        figures = summary(plan, result)
+        # The generator's own cost, to tell a loaded generator from a loaded system.
+        used = (time.process_time() - cpu) * 1000 / max(result.sent + result.failed, 1)
+        print(json.dumps(figures | {"cpu_ms_per_command": round(used, 2)}), flush=True)
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as progress:
+            result = await measure(plan, progress)
+        report(plan, result, console)
     return 0 if result.failed == 0 and result.missing() == 0 else 1
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it comes with uvicorn's standard extras), else
+    asyncio's: the generator's own per-frame and per-request cost is mostly the event
+    loop's, and the less it costs the less it competes with the system it measures."""
+    if importlib.util.find_spec("uvloop") is None:
+        return None
+    import uvloop
+
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(plan: LoadPlan, *, as_json: bool = False) -> int:
+    """Run :func:`run_load` on a fresh event loop (uvloop when installed)."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(run_load(plan, as_json=as_json))

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
+from chronicle.load import LoadPlan, measure, summary
 from eventstore import open_event_store
 from eventstore.model import RecordedEvent
 from tests.integration.ws_bridge.clients import Tracker
@@ -261,3 +262,25 @@ async def test_sigterm_closes_clients_with_1012_and_they_resume_after_a_restart(
         await assert_exactly_once_in_order(trackers, pipeline, max(last))
     finally:
         await asyncio.gather(*(t.close() for t in trackers))
+
+
+async def test_chronicle_load_measures_every_delivery_of_every_client(pipeline: Pipeline) -> None:
+    """`chronicle load` against the real pipeline: every deposit posted over its keep-alive
+    connections is answered, and every listener's receipt of it is counted once."""
+    plan = LoadPlan(
+        rate=40.0,
+        duration=1.0,
+        clients=3,
+        accounts=2,
+        commands_url=pipeline.commands.url,
+        bridge_url=pipeline.nginx.ws_url,
+        connections=4,
+    )
+    result = await measure(plan)
+    figures = summary(plan, result)
+    assert (result.sent, result.failed, result.missing()) == (plan.total, 0, 0)
+    assert len(result.sent_at) == plan.total
+    assert figures["deliveries"] == plan.total * plan.clients
+    assert len(result.commit_lags) == plan.total * plan.clients
+    assert all(latency > 0 for latency in result.latencies())
+    assert figures["rate_achieved"] > 0
