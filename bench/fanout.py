@@ -12,9 +12,13 @@ One run, loopback only, bounded in count and time:
     deliveries per CPU-second (less sensitive to a busy machine);
 (c) the RSS of one replica holding M idle subscribed connections;
 (d) end-to-end latency POST -> client receipt at R commands/s through the whole
-    pipeline (commands, PostgreSQL, relay, RabbitMQ, bridge), via `chronicle load`.
+    pipeline (commands, PostgreSQL, relay, RabbitMQ, bridge), via `chronicle load
+    --json` in its own process (open loop; the achieved rate is reported), with each
+    process's CPU per command, the machine's busy share, and the relay's and bridge's
+    lag histograms (recording -> relay read, -> broker confirm, -> bridge fan-out).
 
 Ends with one JSON line: {"bench": "fanout", "ours", "baseline", "ratio", "unit", ...}.
+``--only PART`` (repeatable) runs just those parts, e.g. ``--only latency`` for (d).
 Needs PostgreSQL and RabbitMQ (see bench/common.py and CHRONICLE_BENCH_AMQP_URL).
 """
 
@@ -37,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import create_scratch_database, drop_database
 from bench.fanout_roles import free_port, raise_nofile, sample_event
-from chronicle.load import LoadPlan, measure, percentile
 from chronicle.migrations import all_migrations
 from eventstore.bus import Topology, open_bus
 from eventstore.bus.wire import encode
@@ -242,6 +246,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuSampler:
+    """CPU time of the pipeline's processes, and of the whole machine, from now on."""
+
+    ROLES = ("commands", "relay", "bridge")
+
+    def __init__(self, children: list[Child]) -> None:
+        self._pids = [child.popen.pid for child in children]
+        self._start = [cpu_seconds(pid) for pid in self._pids]
+        self._machine = _machine_ticks()
+
+    def per_command(self, commands: float) -> dict[str, float]:
+        """Milliseconds of CPU per command of each role; the machine's busy share (%)
+        over the same time, all of its CPUs and everyone's processes included."""
+        pairs = zip(self._pids, self._start, strict=True)
+        used = [cpu_seconds(pid) - start for pid, start in pairs]
+        now = _machine_ticks()
+        busy, total = now[0] - self._machine[0], now[1] - self._machine[1]
+        shares = {
+            f"cpu_ms_per_command_{role}": round(seconds * 1000 / max(commands, 1), 2)
+            for role, seconds in zip(self.ROLES, used, strict=True)
+        }
+        return shares | {"machine_busy_pct": round(100 * busy / max(total, 1), 1)}
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (``/proc/stat``)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) - idle, sum(ticks)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -290,25 +325,30 @@ async def pipeline_latency(rate: float, seconds: float, workdir: Path) -> dict[s
             child = Child([CHRONICLE, "serve", verb], {**env, "CHRONICLE_HTTP_PORT": str(port)})
             children.append(child)
             await _wait_ready(f"http://127.0.0.1:{port}/readyz", child)
-        async with bridge_process(url, prefix) as (_, bridge_port):
-            plan = LoadPlan(
-                rate,
-                seconds,
-                10,
-                20,
-                f"http://127.0.0.1:{ports['commands']}",
-                f"ws://127.0.0.1:{bridge_port}/v1/ws",
-            )
-            result = await measure(plan)
-        ordered = result.latencies()
-        return {
-            "latency_p50_ms": round(percentile(ordered, 0.5) * 1000, 1),
-            "latency_p99_ms": round(percentile(ordered, 0.99) * 1000, 1),
-            "latency_commands_per_s": round(result.sent / max(result.elapsed, 1e-9), 1),
-            "latency_missing": float(result.missing()),
-            "commit_to_receipt_p50_ms": round(percentile(result.commit_lags, 0.5) * 1000, 1),
-            "commit_to_receipt_p99_ms": round(percentile(result.commit_lags, 0.99) * 1000, 1),
+        async with bridge_process(url, prefix) as (bridge, bridge_port):
+            children.append(bridge)
+            load = [CHRONICLE, "load", "--json", "--rate", str(rate), "--duration", str(seconds)]
+            load += ["--clients", "10", "--accounts", "20"]
+            load += ["--commands-url", f"http://127.0.0.1:{ports['commands']}"]
+            load += ["--bridge-url", f"ws://127.0.0.1:{bridge_port}/v1/ws"]
+            cpu = CpuSampler(children)
+            generator = Child(load)
+            figures = json.loads(await generator.line(timeout=seconds + 120))
+            shares = cpu.per_command(figures["posted_ok"] + figures["posted_failed"])
+            generator.stop()
+            children.remove(bridge)
+            relay_metrics = await _scrape(ports["relay"])
+            bridge_metrics = await _scrape(bridge_port)
+        stages = {
+            "relay_read": _quantiles(relay_metrics, "chronicle_relay_read_lag_seconds"),
+            "relay_confirm": _quantiles(relay_metrics, "chronicle_relay_lag_seconds"),
+            "bridge_fanout": _quantiles(bridge_metrics, "bridge_event_lag_seconds"),
         }
+        counters = {
+            "bridge_gap_repairs": _value(bridge_metrics, "bridge_gap_repairs_total"),
+            "bridge_duplicates": _value(bridge_metrics, "bridge_duplicates_total"),
+        }
+        return _latency_figures(figures) | shares | _stage_figures(stages) | counters
     finally:
         for child in reversed(children):
             child.stop()
@@ -316,6 +356,74 @@ async def pipeline_latency(rate: float, seconds: float, workdir: Path) -> dict[s
 
         await _delete_queues(prefix, [q.name for q in projection_queues()])
         await drop_database(name)
+
+
+Samples = list[tuple[str, dict[str, str], float]]
+
+
+async def _scrape(port: int) -> Samples:
+    """Every sample of a process's /metrics: (name, labels, value)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def _value(samples: Samples, name: str) -> float:
+    return sum(value for sample, _, value in samples if sample == name)
+
+
+def _quantiles(samples: Samples, name: str) -> tuple[float, float]:
+    """p50 and p99 (seconds) of the histogram ``name``, by linear interpolation inside
+    its buckets (good to a bucket's width)."""
+    buckets = sorted(
+        (float(labels["le"]), value)
+        for sample, labels, value in samples
+        if sample == f"{name}_bucket"
+    )
+    return _bucket_quantile(buckets, 0.5), _bucket_quantile(buckets, 0.99)
+
+
+def _bucket_quantile(buckets: list[tuple[float, float]], fraction: float) -> float:
+    total = buckets[-1][1] if buckets else 0.0
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= fraction * total and count > below:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * (fraction * total - below) / (count - below)
+        lower, below = upper, count
+    return lower
+
+
+def _stage_figures(stages: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Recording -> broker confirm (relay) and recording -> fan-out (bridge), in ms."""
+    figures = {}
+    for stage, (p50, p99) in stages.items():
+        figures[f"commit_to_{stage}_p50_ms"] = round(p50 * 1000, 1)
+        figures[f"commit_to_{stage}_p99_ms"] = round(p99 * 1000, 1)
+    return figures
+
+
+def _latency_figures(figures: dict[str, float]) -> dict[str, float]:
+    """The JSON line's names for the figures of `chronicle load`."""
+    names = {
+        "latency_p50_ms": "latency_p50_ms",
+        "latency_p99_ms": "latency_p99_ms",
+        "latency_max_ms": "latency_max_ms",
+        "rate_asked": "latency_commands_per_s_asked",
+        "rate_achieved": "latency_commands_per_s",
+        "send_delay_p99_ms": "latency_send_delay_p99_ms",
+        "posted_failed": "latency_failed",
+        "missing": "latency_missing",
+        "commit_to_receipt_p50_ms": "commit_to_receipt_p50_ms",
+        "commit_to_receipt_p99_ms": "commit_to_receipt_p99_ms",
+        "cpu_ms_per_command": "cpu_ms_per_command_load",
+    }
+    return {ours: figures[theirs] for theirs, ours in names.items()}
 
 
 async def _delete_queues(prefix: str, names: list[str]) -> None:
@@ -348,38 +456,50 @@ async def throughput(args: argparse.Namespace, workdir: Path) -> tuple[float, ..
     return tuple(statistics.median(values) for values in samples.values())
 
 
+PARTS = ("throughput", "rss", "bridge-lag", "latency")
+
+
 async def main(args: argparse.Namespace) -> None:
+    """Run the parts asked for (all by default) and print the JSON line of their figures."""
     raise_nofile()
+    parts = set(args.only or PARTS)
+    figures: dict[str, Any] = {"bench": "fanout"}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        raw, raw_cpu, bridged, bridged_cpu = await throughput(args, workdir)
-        before, holding = await idle_rss(args.idle, workdir)
-        print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
-        lag = await bridge_lag(args.rate, int(args.rate * args.seconds), 10, workdir)
-        print(f"(d') publish -> receipt at {args.rate}/s, bridge alone: {lag}", flush=True)
-        latency = await pipeline_latency(args.rate, args.seconds, workdir)
-        print(f"(d) end-to-end at {args.rate}/s: {latency}", flush=True)
-    print(
-        json.dumps(
-            {
-                "bench": "fanout",
-                "ours": round(bridged),
-                "baseline": round(raw),
-                "ratio": round(bridged / raw, 3),
-                "unit": "deliveries/s",
-                "ours_per_cpu_s": round(bridged_cpu),
-                "baseline_per_cpu_s": round(raw_cpu),
-                "clients": args.clients,
-                "events": args.events,
-                "rounds": args.rounds,
+        if "throughput" in parts:
+            figures |= await _throughput_figures(args, workdir)
+        if "rss" in parts:
+            before, holding = await idle_rss(args.idle, workdir)
+            print(f"(c) RSS idle: {before:.0f} MB, with {args.idle} subscribed: {holding:.0f} MB")
+            figures |= {
                 "idle_connections": args.idle,
                 "rss_mb_idle_replica": round(before, 1),
                 "rss_mb_with_idle_connections": round(holding, 1),
-                **latency,
-                **lag,
             }
-        )
-    )
+        if "bridge-lag" in parts:
+            lag = await bridge_lag(args.rate, int(args.rate * args.seconds), 10, workdir)
+            print(f"(d') publish -> receipt at {args.rate}/s, bridge alone: {lag}", flush=True)
+            figures |= lag
+        if "latency" in parts:
+            latency = await pipeline_latency(args.rate, args.seconds, workdir)
+            print(f"(d) end-to-end at {args.rate}/s: {latency}", flush=True)
+            figures |= latency
+    print(json.dumps(figures))
+
+
+async def _throughput_figures(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    raw, raw_cpu, bridged, bridged_cpu = await throughput(args, workdir)
+    return {
+        "ours": round(bridged),
+        "baseline": round(raw),
+        "ratio": round(bridged / raw, 3),
+        "unit": "deliveries/s",
+        "ours_per_cpu_s": round(bridged_cpu),
+        "baseline_per_cpu_s": round(raw_cpu),
+        "clients": args.clients,
+        "events": args.events,
+        "rounds": args.rounds,
+    }
 
 
 def cli() -> None:
@@ -390,6 +510,13 @@ def cli() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternated (a)/(b) rounds")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable): throughput (a)+(b), rss (c),"
+        " bridge-lag (d'), latency (d)",
+    )
     asyncio.run(main(parser.parse_args()))
 
 

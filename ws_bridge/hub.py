@@ -114,6 +114,7 @@ class Hub:
         sent = self._fanout.publish(encoded)
         self._metrics.position.set(event.position)
         self._metrics.events.inc()
+        self._metrics.lag.observe(max(0.0, started / 1e9 - event.recorded_at.timestamp()))
         if sent:
             self._metrics.deliveries.inc(sent)
         attributes = {"chronicle.ws.deliveries": sent}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class BridgeMetrics:
@@ -17,6 +19,13 @@ class BridgeMetrics:
             "bridge_live_position", "Position of the last event fanned out", registry=r
         )
         self.events = Counter("bridge_events_total", "Events fanned out", registry=r)
+        self.lag = Histogram(
+            "bridge_event_lag_seconds",
+            "Time from an event's recording to its fan-out by this replica (the relay's,"
+            " the broker's and this replica's share of the end-to-end latency)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
         self.deliveries = Counter(
             "bridge_deliveries_total", "Event frames handed to clients", registry=r
         )

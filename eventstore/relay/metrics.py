@@ -4,9 +4,12 @@ relays in one process (tests, `chronicle up`) never collide."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from eventstore.model import RecordedEvent
 
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -41,6 +44,18 @@ class RelayMetrics:
             buckets=_LAG_BUCKETS,
             registry=self.registry,
         )
+        self.read_lag = Histogram(
+            "chronicle_relay_read_lag_seconds",
+            "Time from recording to being read by the relay, of every event (the part of"
+            " the relay's lag spent waiting for the read fence and the next poll).",
+            buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+
+    def read(self, events: Sequence[RecordedEvent]) -> None:
+        now = time.time()
+        for event in events:
+            self.read_lag.observe(max(0.0, now - event.recorded_at.timestamp()))
 
     def confirmed(self, count: int, position: int, recorded_at: datetime) -> None:
         self.published.inc(count)

@@ -99,6 +99,7 @@ class Pump:
                     delay = min(delay * 2, self._config.poll_max_delay)
                     continue
                 delay = self._config.poll_min_delay
+                self._metrics.read(events)
                 envelopes = []
                 for event in events:
                     envelopes.append(encode(event, previous))
