@@ -14,7 +14,7 @@ class RelayConfig:
     max_in_flight: int = 4
     poll_min_delay: float = 0.002
     poll_max_delay: float = 0.025
-    checkpoint_interval: float = 0.05
+    checkpoint_interval: float = 0.5
     retry_initial_delay: float = 0.1
     retry_max_delay: float = 5.0
     lock_retry_interval: float = 0.5
