@@ -26,9 +26,9 @@ from datetime import datetime
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from websockets.asyncio.client import ClientConnection, connect
 
 from chronicle.load_http import HttpError, HttpPool
+from chronicle.load_ws import ListeningSocket
 
 DEPOSITS = {"categories": ["account"], "types": ["MoneyDeposited"]}
 
@@ -97,9 +97,9 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
 class Listener:
     """One WebSocket client recording when each event frame arrived.
 
-    While the load runs it only stamps and keeps the raw frames; they are decoded
-    later, in :meth:`wait_for`, so that decoding never delays the stamping of the next
-    frame nor the generator's schedule in the same process.
+    While the load runs its socket only stamps and keeps the raw frames (see
+    chronicle.load_ws); they are decoded later, in :meth:`wait_for`, so that decoding
+    never delays the stamping of the next frame nor the generator's schedule.
     """
 
     def __init__(self, url: str, token: str | None) -> None:
@@ -107,34 +107,26 @@ class Listener:
         self._token = token
         self.seen: dict[int, float] = {}
         self.commit_lags: list[float] = []
-        self._frames: list[tuple[float, float, bytes]] = []
         self._decoded = 0
-        self._ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
+        self._ws: ListeningSocket | None = None
 
     async def start(self) -> None:
+        """Connect and subscribe; raises RuntimeError when the subscribe is refused,
+        WebSocketError or OSError when the connection is."""
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
-        self._ws = await connect(
-            self._url, additional_headers=headers, compression=None, max_queue=None
-        )
-        await self._ws.send(json.dumps({"op": "subscribe", "id": "load", "filter": DEPOSITS}))
-        reply = json.loads(await self._ws.recv())
+        self._ws = await ListeningSocket.open(self._url, headers)
+        self._ws.send_text(json.dumps({"op": "subscribe", "id": "load", "filter": DEPOSITS}))
+        if not await self._ws.next_message(0):
+            raise RuntimeError("the bridge closed the connection before replying")
+        reply = json.loads(self._ws.messages[0][2])
         if reply.get("op") != "subscribed":
             raise RuntimeError(f"subscribe refused: {reply}")
-        self._task = asyncio.create_task(self._receive(self._ws))
-
-    async def _receive(self, ws: ClientConnection) -> None:
-        # Ends when the connection closes, however it closes: what did not arrive by
-        # then is reported as missing.
-        with contextlib.suppress(Exception):
-            while True:
-                message = await ws.recv(decode=False)
-                self._frames.append((time.perf_counter(), time.time(), message))
-                self._changed.set()
+        self._decoded = 1
 
     def _decode(self) -> None:
-        frames, start = self._frames, self._decoded
+        if self._ws is None:
+            return
+        frames, start = self._ws.messages, self._decoded
         self._decoded = len(frames)
         for received, wall, message in frames[start:]:
             frame = json.loads(message)
@@ -144,20 +136,17 @@ class Listener:
                 self.commit_lags.append(wall - recorded)
 
     async def wait_for(self, positions: set[int]) -> None:
-        """Return once every one of ``positions`` arrived."""
+        """Return once every one of ``positions`` arrived, or the connection closed
+        (what did not arrive by then is reported as missing)."""
         self._decode()
-        while not positions <= self.seen.keys():
-            self._changed.clear()
-            await self._changed.wait()
+        while self._ws is not None and not positions <= self.seen.keys():
+            if not await self._ws.next_message(self._decoded):
+                break
             self._decode()
 
     async def stop(self) -> None:
         if self._ws is not None:
             await self._ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         self._decode()
 
 
