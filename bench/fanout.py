@@ -414,6 +414,8 @@ def _latency_figures(figures: dict[str, float]) -> dict[str, float]:
         "latency_p50_ms": "latency_p50_ms",
         "latency_p99_ms": "latency_p99_ms",
         "latency_max_ms": "latency_max_ms",
+        "latency_all_clients_p50_ms": "latency_all_clients_p50_ms",
+        "latency_all_clients_p99_ms": "latency_all_clients_p99_ms",
         "rate_asked": "latency_commands_per_s_asked",
         "rate_achieved": "latency_commands_per_s",
         "send_delay_p99_ms": "latency_send_delay_p99_ms",

@@ -283,4 +283,6 @@ async def test_chronicle_load_measures_every_delivery_of_every_client(pipeline: 
     assert figures["deliveries"] == plan.total * plan.clients
     assert len(result.commit_lags) == plan.total * plan.clients
     assert all(latency > 0 for latency in result.latencies())
+    assert len(result.latencies_to_all()) == plan.total
+    assert result.latencies_to_all()[-1] == result.latencies()[-1]
     assert figures["rate_achieved"] > 0
