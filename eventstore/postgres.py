@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from pydantic_core import from_json
 
 from eventstore.errors import (
     ConcurrencyError,
@@ -324,14 +325,16 @@ class PostgresEventStore(EventStore):
 
 
 def _to_event(row: asyncpg.Record) -> RecordedEvent:
+    # pydantic-core's JSON parser builds the same objects as json.loads in a fifth of
+    # the time; a replay decodes two documents for every event of the log.
     return RecordedEvent(
         event_id=row["event_id"],
         stream_id=row["stream_id"],
         version=row["version"],
         position=row["position"],
         type=row["type"],
-        data=json.loads(row["data"]),
-        metadata=json.loads(row["metadata"]),
+        data=from_json(row["data"]),
+        metadata=from_json(row["metadata"]),
         recorded_at=row["recorded_at"],
     )
 

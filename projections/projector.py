@@ -26,6 +26,7 @@ from eventstore.web import (
 )
 from projections.apply import Applier
 from projections.bank import bank_projections
+from projections.collector import older_objects_frozen
 from projections.errors import UnknownProjection
 from projections.metrics import ProjectorMetrics
 from projections.parking import ParkingLot
@@ -95,10 +96,14 @@ class Projector:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every projection until ``stop`` is set. A runner that fails with an
         unexpected error (a bug, not a poison event) fails the whole projector, so the
-        process restarts rather than serving half of its projections unnoticed."""
-        async with asyncio.TaskGroup() as group:
-            for runner in self.runners:
-                group.create_task(runner.run(stop), name=f"projection {runner.name}")
+        process restarts rather than serving half of its projections unnoticed.
+
+        While it runs, the objects made before it are left out of cyclic garbage
+        collection (see :mod:`projections.collector`)."""
+        with older_objects_frozen():
+            async with asyncio.TaskGroup() as group:
+                for runner in self.runners:
+                    group.create_task(runner.run(stop), name=f"projection {runner.name}")
 
     async def ping_read_database(self) -> None:
         async with self.engine.connect() as conn:

@@ -34,6 +34,7 @@ from projections.checkpoints import (
     lock_checkpoint,
     save_checkpoint,
 )
+from projections.collector import older_objects_frozen
 from projections.errors import ReplayError
 from projections.projection import Projection, decode
 from projections.tables import REPLAY_SUFFIX
@@ -122,6 +123,10 @@ class Replay:
         """Apply the log up to its head (as of each read) to the shadow tables."""
         head = await self.store.head_position()
         self.progress.started(self.projection.name, head)
+        with older_objects_frozen():
+            return await self._apply_log(stop)
+
+    async def _apply_log(self, stop: asyncio.Event | None) -> int:
         batch = await self.store.read_all(0, self.batch_size)
         while batch:
             if stop is not None and stop.is_set():
