@@ -5,6 +5,7 @@ round trip per event."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 from sqlalchemy import Table, bindparam, select, tuple_
@@ -21,6 +22,10 @@ _CHUNK = 500
 
 def key_of(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[column.name] for column in table.primary_key.columns)
+
+
+def _key_names(table: Table) -> list[str]:
+    return [column.name for column in table.primary_key.columns]
 
 
 async def load_rows(
@@ -53,7 +58,9 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Iterable[Row]) 
         # checkpoint was locked first), so the COPY commits or rolls back with it.
         raw = await conn.get_raw_connection()
         columns = [column.name for column in table.columns]
-        records = [tuple(row[name] for name in columns) for row in batch]
+        # itemgetter returns a tuple for two names or more (every table has several).
+        as_record = itemgetter(*columns)
+        records = [as_record(row) for row in batch]
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
             table.name, records=records, columns=columns
         )
@@ -82,6 +89,9 @@ class RowSet:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        # The key's column names, looked up once: asking the table for every row put
+        # cost more than folding the event into it.
+        self._key_names = _key_names(table)
         self.rows: dict[tuple[Any, ...], Row] = {}
         self._stored: set[tuple[Any, ...]] = set()
         self._dirty: set[tuple[Any, ...]] = set()
@@ -94,7 +104,7 @@ class RowSet:
         return self.rows.get(key)
 
     def put(self, row: Row) -> None:
-        key = key_of(self.table, row)
+        key = tuple([row[name] for name in self._key_names])
         self.rows[key] = row
         self._dirty.add(key)
 

@@ -58,9 +58,10 @@ class AccountSummaryProjection(Projection):
 
     async def apply(self, conn: AsyncConnection, tables: Tables, batch: Sequence[Applied]) -> None:
         rows = RowSet(tables["accounts"])
-        await rows.load(conn, {(_account_id(item),) for item in batch})
-        for item in batch:
-            updated = evolve_summary(rows.get((_account_id(item),)), item)
+        keys = [(_account_id(item),) for item in batch]
+        await rows.load(conn, set(keys))
+        for key, item in zip(keys, batch, strict=True):
+            updated = evolve_summary(rows.get(key), item)
             if updated is not None:
                 rows.put(updated)
         await rows.store(conn)
