@@ -229,10 +229,9 @@ class ProjectionRunner:
         self._ack_later(deliveries)
 
     def _ack_later(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge in the background while the next batch is applied: on RabbitMQ
-        each ack is a frame of its own, and waiting for hundreds of them before the
-        next commit would add their time to every event's lag. The task is kept and
-        awaited before the subscription closes."""
+        """Acknowledge in the background while the next batch is applied, so the time
+        the ack takes to leave is not added to the next batch's lag. The task is kept
+        and awaited before the subscription closes."""
         if not deliveries:
             return
         task = asyncio.create_task(_ack_all(deliveries), name=f"{self.name} acks")
@@ -306,8 +305,12 @@ class ProjectionRunner:
 
 
 async def _ack_all(deliveries: Sequence[Delivery]) -> None:
-    """Acknowledge together rather than one frame after the other."""
-    await asyncio.gather(*(delivery.ack() for delivery in deliveries))
+    """Acknowledge ``deliveries`` and every delivery before them: one frame for the lot.
+
+    The runner handles deliveries in the order they came and calls this only once each
+    of them, and so each one before them, is durable or a duplicate.
+    """
+    await deliveries[-1].ack_through()
 
 
 async def _pump(source: Subscription, inbox: asyncio.Queue[Delivery | BaseException]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,10 @@ from eventstore.bus.wire import event_from_json, previous_position_of
 log = logging.getLogger(__name__)
 
 _CLOSED = object()
+
+_Unsettled = OrderedDict[int, tuple[Delivery, AbstractIncomingMessage]]
+"""One channel's deliveries not settled yet, by delivery tag (ascending: the order the
+broker delivered them in)."""
 
 
 async def _declare_exchange(channel: AbstractChannel, topology: Topology) -> Any:
@@ -106,6 +111,7 @@ class AmqpSubscription:
         # messages buffered from a lost channel are recognised and dropped.
         self._buffer: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
         self._generation = 0
+        self._unsettled: _Unsettled = OrderedDict()
         self._channel: AbstractChannel | None = None
         self._closed = False
         self._closing = asyncio.Event()
@@ -152,6 +158,8 @@ class AmqpSubscription:
                 queue, arguments = await self._source.open(channel)
                 self._generation += 1
                 generation = self._generation
+                # Delivery tags start again on every channel: a new record of them.
+                self._unsettled = OrderedDict()
                 channel.close_callbacks.add(lambda *_: self._buffer.put_nowait((generation, None)))
 
                 async def on_message(message: AbstractIncomingMessage) -> None:
@@ -176,14 +184,28 @@ class AmqpSubscription:
             return None
         self._source.delivered(offset)
         broadcast = self._source.broadcast
+        unsettled = self._unsettled
+        # Every message consumed with acknowledgements carries a tag.
+        tag = message.delivery_tag or 0
 
         async def settle(ack: bool, requeue: bool) -> None:
+            unsettled.pop(tag, None)
             # A broadcast is never requeued: settling only returns credit.
             await _settle(message, ack=ack or broadcast, requeue=requeue)
 
-        return Delivery(
-            event, previous, settle, redelivered=bool(message.redelivered), offset=offset
+        async def ack_through(_: Delivery) -> None:
+            await _ack_through(unsettled, tag)
+
+        delivery = Delivery(
+            event,
+            previous,
+            settle,
+            redelivered=bool(message.redelivered),
+            offset=offset,
+            ack_through=ack_through,
         )
+        unsettled[tag] = (delivery, message)
+        return delivery
 
     async def __aenter__(self) -> AmqpSubscription:
         """Start consuming now (with back-off while the broker is away), so that
@@ -208,11 +230,29 @@ class AmqpSubscription:
         self._forget(self)
 
 
-async def _settle(message: AbstractIncomingMessage, *, ack: bool, requeue: bool) -> None:
+async def _ack_through(unsettled: _Unsettled, tag: int) -> None:
+    """Acknowledge every delivery of ``unsettled`` up to ``tag`` with one multiple ack.
+
+    The frame names the newest tag still unsettled, never one settled already (the
+    broker would close the channel on an unknown tag). The record is updated before
+    the frame is queued, with no await in between, so frames leave in the order the
+    record changed and a later ack never names a tag this one covered.
+    """
+    newest: AbstractIncomingMessage | None = None
+    while unsettled and next(iter(unsettled)) <= tag:
+        _, (delivery, newest) = unsettled.popitem(last=False)
+        delivery.mark_settled()
+    if newest is not None:
+        await _settle(newest, ack=True, requeue=False, multiple=True)
+
+
+async def _settle(
+    message: AbstractIncomingMessage, *, ack: bool, requeue: bool, multiple: bool = False
+) -> None:
     try:
         with translated():
             if ack:
-                await message.ack()
+                await message.ack(multiple=multiple)
             else:
                 await message.nack(requeue=requeue)
     except BusUnavailable as exc:

@@ -62,7 +62,19 @@ def _delivery(item: _Item, reader: _Reader, offset: int | None = None) -> Delive
     async def settle(ack: bool, requeue: bool) -> None:
         reader.settle(item, ack, requeue)
 
-    return Delivery(event, previous, settle, redelivered=item.redelivered, offset=offset)
+    async def ack_through(_: Delivery) -> None:
+        reader.ack_through(item)
+
+    delivery = Delivery(
+        event,
+        previous,
+        settle,
+        redelivered=item.redelivered,
+        offset=offset,
+        ack_through=ack_through,
+    )
+    reader.handed_out(item, delivery)
+    return delivery
 
 
 class _Reader:
@@ -75,12 +87,33 @@ class _Reader:
         self._wakeup = wakeup
         self._prefetch = prefetch
         self._unacked: dict[int, _Item] = {}
+        # Deliveries handed out and not settled, in the order they were handed out (a
+        # requeued message keeps its tag, so tags alone do not tell that order).
+        self._handed: dict[int, Delivery] = {}
         self.closed = False
 
+    def handed_out(self, item: _Item, delivery: Delivery) -> None:
+        self._handed[item.tag] = delivery
+
     def settle(self, item: _Item, ack: bool, requeue: bool) -> None:
+        self._handed.pop(item.tag, None)
         if self._unacked.pop(item.tag, None) is not None:
             self._on_settled(item, ack, requeue)
             self._wakeup.notify()
+
+    def ack_through(self, item: _Item) -> None:
+        """Acknowledge ``item`` and every delivery handed out before it, unsettled."""
+        if item.tag not in self._handed:
+            return
+        for tag in list(self._handed):
+            delivery = self._handed.pop(tag)
+            delivery.mark_settled()
+            earlier = self._unacked.pop(tag, None)
+            if earlier is not None:
+                self._on_settled(earlier, True, False)
+            if tag == item.tag:
+                break
+        self._wakeup.notify()
 
     def _on_settled(self, item: _Item, ack: bool, requeue: bool) -> None:
         """Hook: what settling means for this kind of reader."""
@@ -112,6 +145,7 @@ class _Reader:
             self.closed = True
             self._on_close(list(self._unacked.values()))
             self._unacked.clear()
+            self._handed.clear()
             self._bus.forget(self)
             self._wakeup.notify()
 

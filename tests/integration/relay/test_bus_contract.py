@@ -158,6 +158,30 @@ async def test_prefetch_bounds_unsettled_deliveries(harness: Harness) -> None:
         assert [d.position for d in await take(subscription, 1, ack=False)] == [4]
 
 
+async def test_acking_through_a_delivery_settles_every_unsettled_one_before_it(
+    harness: Harness,
+) -> None:
+    spec = harness.queue("through")
+    await harness.bus.declare([spec])
+    await harness.bus.publish(events(*range(1, 9)))
+    async with harness.bus.consume_queue(spec, prefetch=6) as subscription:
+        held = await take(subscription, 6, ack=False)
+        assert await nothing_more(subscription)
+        await held[1].ack()  # settled on its own first
+        await held[3].ack_through()  # settles 1, 3 and 4
+        assert [d.settled for d in held] == [True] * 4 + [False] * 2
+        await held[2].ack_through()  # nothing unsettled up to there: nothing to send
+        await held[0].ack()  # settling again does nothing
+        freed = await take(subscription, 2, ack=False)  # four places in prefetch freed
+        await freed[-1].ack_through()
+        assert all(d.settled for d in held + freed)
+        assert await nothing_more(subscription)
+    assert [d.position for d in freed] == [7, 8]
+    assert not any(d.redelivered for d in held + freed)
+    async with harness.bus.consume_queue(spec) as again:
+        assert await nothing_more(again)  # every one was acknowledged, none comes back
+
+
 async def test_every_broadcast_reader_gets_every_event_from_its_start(harness: Harness) -> None:
     await harness.bus.declare()
     sent = events(*range(1, 21))

@@ -39,15 +39,28 @@ async def test_acks_come_after_the_commit_and_duplicates_are_acked_without_effec
         MoneyDeposited(account_id="k1", amount=6),
     )
     acked: list[tuple[int, int]] = []
+    handed: list[Delivery] = []
+
+    async def record_ack(delivery: Delivery) -> None:
+        async with world.engine.connect() as conn:
+            durable = await read_checkpoint(conn, projection.name)
+        acked.append((delivery.position, durable))
+
+    async def ack_through(last: Delivery) -> None:
+        # As a bus does it: every delivery handed out up to ``last``, not settled yet.
+        for earlier in handed[: handed.index(last) + 1]:
+            if not earlier.settled:
+                earlier.mark_settled()
+                await record_ack(earlier)
 
     def delivery(record: RecordedEvent, previous: int) -> Delivery:
         async def settle(ack: bool, requeue: bool) -> None:
             assert ack
-            async with world.engine.connect() as conn:
-                durable = await read_checkpoint(conn, projection.name)
-            acked.append((record.position, durable))
+            await record_ack(made)
 
-        return Delivery(record, previous, settle)
+        made = Delivery(record, previous, settle, ack_through=ack_through)
+        handed.append(made)
+        return made
 
     chain = [0, *(r.position for r in records[:-1])]
     first = [delivery(r, p) for r, p in zip(records, chain, strict=True)]
