@@ -5,16 +5,22 @@ Creates and migrates a scratch database, pre-fills it through the event store, s
 client in another process (asyncio, raw HTTP/1.1 keep-alive connections, loopback
 only, bounded in requests and time). Phases:
 
-  (a) GET /healthz                                   the HTTP ceiling of the server
-  (b) deposits spread over 1,000 accounts
-  (c) deposits spread over 100 accounts that each already hold 10,000 events
-  (floor) the same load against a reference server on the same stack (FastAPI, uvicorn,
-      asyncpg) whose POST does one raw INSERT and nothing else: what any endpoint that
-      writes to the database once per request can reach on this machine.
+  (a)  GET /healthz                                  the HTTP ceiling of the server
+  (b)  deposits spread over 1,000 accounts
+  (bk) the same with an Idempotency-Key on every deposit (what a careful client sends)
+  (c)  deposits spread over 100 accounts that each already hold 10,000 events
+  and, for reference, a bare app on the same stack (FastAPI, uvicorn, uvloop, asyncpg;
+  no middleware, no auth, no rule) in its own process:
+  (bare a) its GET /healthz
+  (bare e) a POST that parses the JSON body and answers JSON, touching no database:
+           what the stack charges for a POST before any work is done
+  (floor)  a POST that does one raw INSERT and nothing else: what any endpoint that
+           writes to the database once per request can reach on this machine
 
-Every deposit carries an Idempotency-Key (what a real client sends). Prints a table,
-then one JSON line: {"bench": "commands", "ours": <b>, "baseline": <a>, ...}.
-The database is dropped at the end.
+Each phase reports the server process's CPU time per request too (less sensitive to a
+busy machine than throughput). Prints a table, then one JSON line:
+{"bench": "commands", "ours": <b>, "baseline": <a>, ...}. The database is dropped at the
+end.
 
     python -m bench.commands [--requests 20000] [--seconds 15] [--connections 32]
 """
@@ -97,7 +103,7 @@ def _request(spec: dict[str, Any], index: int, rng: random.Random) -> bytes:
     body = b'{"amount": 1}'
     key_header = f"Idempotency-Key: {spec['run']}-{index}\r\n" if spec["keys"] else ""
     return (
-        f"POST /v1/accounts/{account}/deposits HTTP/1.1\r\nHost: {HOST}\r\n"
+        f"POST {spec.get('prefix', '')}/v1/accounts/{account}/deposits HTTP/1.1\r\nHost: {HOST}\r\n"
         f"Authorization: Bearer {spec['token']}\r\nContent-Type: application/json\r\n"
         f"{key_header}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
@@ -249,20 +255,34 @@ async def wait_ready(port: int, timeout: float = 30) -> None:
     raise RuntimeError("the server did not become ready")
 
 
-# --- the floor: one raw INSERT per request ---------------------------------------------
+# --- the reference: the bare stack -----------------------------------------------------
 
 
-def floor_main(url: str, port: int) -> None:
-    """Serve the reference app until SIGTERM (run in its own process)."""
+async def _no_reset(_: asyncpg.Connection) -> None:
+    """The pool hands connections back as they are (the event store does the same)."""
+
+
+def bare_main(url: str, port: int) -> None:
+    """Serve the reference app until SIGTERM (run in its own process): the same server
+    stack as ours (FastAPI, uvicorn, uvloop, asyncpg) with no middleware, no auth and no
+    rule, so its figures are what that stack itself allows on this machine."""
 
     async def serve(stop: asyncio.Event) -> None:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=20)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=20, reset=_no_reset)
         await pool.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial, data jsonb)")
         app = FastAPI()
 
+        @app.get("/healthz")
         @app.get("/readyz")
         async def ready() -> Response:
-            return Response(b'{"status":"ready"}', media_type="application/json")
+            return Response(b'{"status":"ok"}', media_type="application/json")
+
+        @app.post("/echo/v1/accounts/{account_id}/deposits")
+        async def echo(request: Request, account_id: str) -> Response:
+            amount = json.loads(await request.body())["amount"]
+            return Response(
+                b'{"%s": %d}' % (account_id.encode(), amount), media_type="application/json"
+            )
 
         @app.post("/v1/accounts/{account_id}/deposits")
         async def deposit(request: Request) -> Response:
@@ -280,18 +300,25 @@ def floor_main(url: str, port: int) -> None:
     run_until_signalled(serve)
 
 
-async def run_floor(url: str, base: dict[str, Any]) -> PhaseResult:
+async def run_bare(url: str, base: dict[str, Any]) -> list[PhaseResult]:
+    """The three reference phases against the bare app, in its own process."""
     port = _free_port()
-    command = [sys.executable, "-m", "bench.commands", "--floor-server", url, str(port)]
-    floor = subprocess.Popen(command)
+    command = [sys.executable, "-m", "bench.commands", "--bare-server", url, str(port)]
+    bare = subprocess.Popen(command)
+    spec = {**base, "port": port, "accounts": SPREAD, "keys": False, "run": "bare"}
+    phases = [
+        {**spec, "name": "(bare a) GET /healthz", "kind": "healthz"},
+        {**spec, "name": "(bare e) POST, JSON in/out, no DB", "kind": "deposit",
+         "prefix": "/echo"},
+        {**spec, "name": "(floor) POST, one raw INSERT", "kind": "deposit"},
+    ]  # fmt: skip
     try:
         await wait_ready(port)
-        spec = {**base, "port": port, "name": "(floor) one raw INSERT per POST",
-                "kind": "deposit", "accounts": SPREAD, "keys": False, "run": "floor"}  # fmt: skip
-        return await asyncio.to_thread(run_client, spec, floor.pid)
+        await asyncio.to_thread(run_client, {**phases[0], "name": "warm", "seconds": 2})
+        return [await asyncio.to_thread(run_client, phase, bare.pid) for phase in phases]
     finally:
-        floor.send_signal(signal.SIGTERM)
-        floor.wait(30)
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(30)
 
 
 # --- main -----------------------------------------------------------------------------
@@ -329,43 +356,55 @@ async def _phases(args: argparse.Namespace, url: str, port: int, pid: int) -> No
         "port": port,
         "token": jwt.encode(claims, SECRET, algorithm="HS256"),
         "requests": args.requests,
-        "keys": not args.no_keys,
+        "keys": False,
         "seconds": args.seconds,
         "connections": args.connections,
     }
     run = uuid.uuid4().hex[:8]
 
-    async def phase(name: str, kind: str, accounts: list[str] | None = None) -> PhaseResult:
-        spec = {**base, "name": name, "kind": kind, "accounts": accounts, "run": f"{run}{name[1]}"}
+    async def phase(
+        name: str, kind: str, accounts: list[str] | None = None, *, keys: bool = False
+    ) -> PhaseResult:
+        spec = {**base, "name": name, "kind": kind, "accounts": accounts, "keys": keys,
+                "run": f"{run}{name[1:3]}"}  # fmt: skip
         return await asyncio.to_thread(run_client, spec, pid)
 
     await asyncio.to_thread(run_client, {**base, "name": "warm", "kind": "healthz"})
     a = await phase("(a) GET /healthz", "healthz")
     await _warm(base, SPREAD)
     b = await phase("(b) deposits, 1,000 accounts", "deposit", SPREAD)
+    bk = await phase("(bk) the same, Idempotency-Key", "deposit", SPREAD, keys=True)
     warm_c = await _warm(base, DEEP)
     c = await phase("(c) deposits, 100 x 10k-event accts", "deposit", DEEP)
-    floor = await run_floor(url, base)
-    print(_table([a, b, c, floor], warm_c, args.depth))
+    bare_a, bare_e, floor = await run_bare(url, base)
+    print(_table([a, b, bk, c, bare_a, bare_e, floor], warm_c, args.depth))
     report(
         "commands",
         b.rate,
         a.rate,
         "req/s",
+        keyed=bk.rate,
+        keyed_ratio=round(bk.rate / a.rate, 3),
         deep_accounts=c.rate,
         deep_ratio=round(c.rate / b.rate, 3),
-        p50_ms={"a": a.p50_ms, "b": b.p50_ms, "c": c.p50_ms},
-        p99_ms={"a": a.p99_ms, "b": b.p99_ms, "c": c.p99_ms},
+        p50_ms={"a": a.p50_ms, "b": b.p50_ms, "bk": bk.p50_ms, "c": c.p50_ms},
+        p99_ms={"a": a.p99_ms, "b": b.p99_ms, "bk": bk.p99_ms, "c": c.p99_ms},
         server_cpu_us={
             "a": a.server_cpu_us,
             "b": b.server_cpu_us,
+            "bk": bk.server_cpu_us,
             "c": c.server_cpu_us,
+            "bare_a": bare_a.server_cpu_us,
+            "bare_e": bare_e.server_cpu_us,
             "floor": floor.server_cpu_us,
         },
+        bare_healthz=bare_a.rate,
+        bare_echo=bare_e.rate,
+        bare_echo_ratio=round(bare_e.rate / bare_a.rate, 3),
         floor=floor.rate,
-        floor_ratio=round(floor.rate / a.rate, 3),
+        floor_ratio=round(floor.rate / bare_a.rate, 3),
+        vs_floor=round(b.rate / floor.rate, 3),
         connections=args.connections,
-        idempotency_keys=not args.no_keys,
     )
 
 
@@ -394,15 +433,14 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         client_main(sys.argv[2])
         sys.exit(0)
-    if len(sys.argv) == 4 and sys.argv[1] == "--floor-server":
-        floor_main(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--bare-server":
+        bare_main(sys.argv[2], int(sys.argv[3]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="per phase, at most")
     parser.add_argument("--seconds", type=float, default=15.0, help="per phase, at most")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--depth", type=int, default=10_000, help="events per (c) account")
-    parser.add_argument("--no-keys", action="store_true", help="deposits without Idempotency-Key")
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment of the server, e.g. CHRONICLE_TRANSFER_MANAGER=false",

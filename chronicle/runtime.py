@@ -13,14 +13,29 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from chronicle.http_protocol import OneWriteHttpProtocol
 from chronicle.observability import instrument_app
 from eventstore import EventStore
 
 log = logging.getLogger(__name__)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed, else asyncio's.
+
+    Chronicle's processes spend much of each request or message in the event loop itself
+    (scheduling callbacks, socket reads and writes, timers); uvloop does that work in C.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on CPython/Unix
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` on a fresh event loop; SIGINT/SIGTERM set ``stop``.
+    """Run ``main(stop)`` on a fresh event loop (:func:`new_event_loop`); SIGINT/SIGTERM
+    set ``stop``.
 
     ``main`` must return promptly once ``stop`` is set (drain, close, return).
     """
@@ -36,7 +51,8 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    asyncio.run(runner())
+    with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+        loop_runner.run(runner())
 
 
 class _Server(uvicorn.Server):
@@ -56,7 +72,13 @@ async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> Non
     # balancers drop theirs after 5-60 s): when the server closes first, a client can
     # send its next request on a connection that is closing and get a reset.
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, lifespan="on", timeout_keep_alive=75
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_keep_alive=75,
+        http=OneWriteHttpProtocol,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -90,7 +90,10 @@ async def open_write_side(
     own_store = store is None
     if store is None:
         store = await open_event_store(
-            settings.eventstore_url, limits=settings.limits(), pool_size=settings.pool_size
+            settings.eventstore_url,
+            limits=settings.limits(),
+            pool_size=settings.pool_size,
+            append_statements=settings.append_statements,
         )
     try:
         storage = await open_command_storage(

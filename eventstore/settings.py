@@ -24,6 +24,12 @@ class EventStoreSettings(BaseSettings):
     max_event_bytes: int = Field(default=1024 * 1024, ge=1, description="JSON bytes per event")
     max_batch: int = Field(default=1000, ge=1, le=MAX_EVENTS_PER_TRANSACTION)
     pool_size: int = Field(default=20, ge=1, description="PostgreSQL connections per process")
+    append_statements: int = Field(
+        default=4,
+        ge=1,
+        description="PostgreSQL append statements in flight at once (group commit: fewer "
+        "means larger groups and less CPU per append, more means more parallel commits)",
+    )
     log_level: str = Field(default="INFO")
     http_host: str = Field(default="127.0.0.1", description="bind address of HTTP servers")
 

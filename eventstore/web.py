@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +31,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""``FastAPI(telemetry=...)`` for every Chronicle app: spans come from the OpenTelemetry
+instrumentation when tracing is on (chronicle.observability), metrics from Prometheus.
+FastAPI's own telemetry would look the global providers up on every request, and add a
+second server span when tracing is on."""
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """An async check that returns when a dependency is reachable and raises otherwise."""

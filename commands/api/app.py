@@ -19,6 +19,7 @@ from commands.write_side import WriteSide, open_write_side
 from eventstore import EventStore
 from eventstore.metrics import StoreMetricsView
 from eventstore.web import (
+    NO_NATIVE_TELEMETRY,
     BodySizeLimit,
     HttpMetrics,
     health_router,
@@ -56,6 +57,7 @@ def create_app(
         lifespan=functools.partial(_lifespan, settings=settings, store=store, registry=registry),
         # A body without Content-Type is read as JSON (curl-friendly); bad JSON is 400.
         strict_content_type=False,
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     app.state.auth = Authenticator(settings)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]

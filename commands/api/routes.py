@@ -144,7 +144,7 @@ async def _run(
         build,
         actor=await _actor(request),
         headers=_headers(request),
-        request_path=request.url.path,
+        request_path=request.scope["path"],
         body=body,
         reply=reply,
         target_stream=target_stream,
