@@ -198,8 +198,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _content_length(scope) > self.max_bytes:
+        length, chunked = _body_framing(scope)
+        if length > self.max_bytes:
             await _BodyTooLarge(self.max_bytes).response()(scope, receive, send)
+            return
+        if not chunked:
+            # The server reads no more than Content-Length (and nothing without it):
+            # the body is within the limit, nothing to count.
+            await self.app(scope, receive, send)
             return
         await self._guarded(scope, receive, send)
 
@@ -229,14 +235,19 @@ class BodySizeLimit:
             await exc.response()(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int:
+def _body_framing(scope: Scope) -> tuple[int, bool]:
+    """The announced Content-Length (0 when absent or unreadable), and whether the body
+    comes in chunks (Transfer-Encoding), so its size is known only once read."""
+    length, chunked = 0, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return 0
-    return 0
+                length = 0
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:
@@ -326,6 +337,10 @@ _METRICS_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods labelled by name; any other is ``_OTHER``, so clients cannot grow the label set."""
+
+
 class HttpMetrics:
     """ASGI middleware counting requests and timing them, by method, route and status.
 
@@ -347,6 +362,9 @@ class HttpMetrics:
             ["method", "route", "status"],
             registry=registry,
         )
+        # The labelled children, found once per label set (a label lookup costs more
+        # than the count and the observation together).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -366,5 +384,19 @@ class HttpMetrics:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
-            self.requests.labels(method, route, str(status)).inc()
-            self.latency.labels(method, route, str(status)).observe(time.perf_counter() - start)
+            requests, latency = self._labelled(
+                method if method in _METHODS else "_OTHER", route, status
+            )
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
+
+    def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._children[key] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        return children

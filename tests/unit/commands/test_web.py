@@ -129,3 +129,11 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'http_requests_total{method="POST",route="/echo/{item}",status="200"} 2.0' in text
     assert 'http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
     assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_metrics_label_unknown_methods_as_other(client: httpx.AsyncClient) -> None:
+    for method in ("BREW", "WHEN"):
+        await client.request(method, "/echo/1")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="_OTHER",route="/echo/{item}",status="405"} 2.0' in text
+    assert "BREW" not in text
