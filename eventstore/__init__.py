@@ -28,6 +28,7 @@ from eventstore.model import (
     RecordedEvent,
     StreamState,
     category_of,
+    new_event_id,
 )
 from eventstore.store import EventStore, PollPolicy
 
@@ -54,5 +55,6 @@ __all__ = [
     "StoreUnavailable",
     "StreamState",
     "category_of",
+    "new_event_id",
     "open_event_store",
 ]

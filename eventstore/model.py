@@ -54,7 +54,10 @@ class _EventIds:
 
     def __call__(self) -> UUID:
         millis = time.time_ns() // 1_000_000
-        start = int.from_bytes(os.urandom(10), "big") >> 7  # 73 bits: room to count up
+        # A random start only for a new millisecond (os.urandom is a system call), drawn
+        # outside the lock. The last millisecond never goes back, so a start is drawn
+        # whenever the branch below needs it.
+        start = _random_start() if millis > self._millis else 0
         with self._lock:
             # Under the lock, "one more than the last" is unique across threads too.
             if millis > self._millis:
@@ -62,11 +65,15 @@ class _EventIds:
             else:
                 self._counter += 1
                 if self._counter >> 74:  # counted past 74 bits: borrow the next millisecond
-                    self._millis, self._counter = self._millis + 1, start
+                    self._millis, self._counter = self._millis + 1, _random_start()
             millis, counter = self._millis, self._counter
         high = counter >> 62  # 12 bits (rand_a), then version 7 sits above them
         value = millis << 80 | 0x7 << 76 | high << 64 | 0x2 << 62 | counter & (1 << 62) - 1
         return UUID(int=value)
+
+
+def _random_start() -> int:
+    return int.from_bytes(os.urandom(10), "big") >> 7  # 73 bits: room to count up
 
 
 new_event_id = _EventIds()

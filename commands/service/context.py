@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid5
 
-from eventstore import RecordedEvent
+from eventstore import RecordedEvent, new_event_id
 
 EventIds = Callable[[int], UUID]
 """The id of the i-th event a command appends."""
 
 
 def random_ids(_: int) -> UUID:
-    """Fresh ids: for commands without an idempotency key."""
-    return uuid4()
+    """Fresh ids, for commands without an idempotency key: the store's time-ordered ids
+    (they keep the unique index on event ids growing at its right edge)."""
+    return new_event_id()
 
 
 def derived_ids(seed: UUID) -> EventIds:
