@@ -78,11 +78,18 @@ class Hub:
         self.started.set()
         start = datetime.now(UTC) - _REWIND
         log.info("bridge hub: live from position %d", self.position)
+        # Acknowledging a broadcast only returns flow-control credit, so one ack for
+        # every quarter of the prefetch (a multiple ack: one frame) keeps deliveries
+        # flowing without a frame per event; fewer unacked than that never stall it.
+        ack_every = max(1, self._prefetch // 4)
+        unacked = 0
         async with self._bus.consume_broadcast(start=start, prefetch=self._prefetch) as feed:
             async for delivery in feed:
                 await self._apply(delivery, stop)
-                # Acknowledging a broadcast only returns flow-control credit.
-                await delivery.ack()
+                unacked += 1
+                if unacked >= ack_every:
+                    await delivery.ack_through()
+                    unacked = 0
 
     async def _apply(self, delivery: Delivery, stop: asyncio.Event) -> None:
         event = delivery.event
