@@ -10,6 +10,10 @@
     commit of the read-model transaction holding the event (account summary and
     transactions). Target: p99 <= 100 ms.
 
+Wall-clock figures move with whatever else runs on the machine; CPU time per event
+(of the replay processes; of this process and the relay during the lag run) barely
+does, so it is reported too, to compare runs made under different load.
+
 A scratch database (and a broker prefix) is created and dropped by the run.
 Usage: python -m bench.projections [--events 200000] [--seconds 20] [--rate 500]
 """
@@ -21,12 +25,14 @@ import asyncio
 import contextlib
 import os
 import random
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -99,9 +105,10 @@ async def populate(store: EventStore, total: int) -> None:
     await asyncio.gather(*(writer(w) for w in range(WRITERS)))
 
 
-async def rebuild(url: str) -> float:
+async def rebuild(url: str) -> tuple[float, float]:
     """Seconds to rebuild both read models from position 0, swaps included: two
-    `chronicle replay` processes at once, as an operator would run them."""
+    `chronicle replay` processes at once, as an operator would run them; and the CPU
+    seconds those processes used (start-up included)."""
     env = {
         **os.environ,
         "CHRONICLE_EVENTSTORE_URL": url,
@@ -109,6 +116,7 @@ async def rebuild(url: str) -> float:
         "COLUMNS": "100",
     }
     command = [str(Path(sys.executable).parent / "chronicle"), "replay"]
+    cpu = _children_cpu()
     started = time.perf_counter()
     processes = [
         await asyncio.create_subprocess_exec(
@@ -119,11 +127,28 @@ async def rebuild(url: str) -> float:
     ]  # fmt: skip
     outputs = [await process.communicate() for process in processes]
     seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu
     for process, (out, _) in zip(processes, outputs, strict=True):
         print(f"  {out.decode().strip()}")
         if process.returncode != 0:
             raise RuntimeError(f"chronicle replay failed with {process.returncode}")
-    return seconds
+    return seconds, cpu
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds of a running process on this machine (None when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def raw_insert(url: str, rows: int) -> float:
@@ -153,12 +178,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def live_lag(
-    url: str, rate: float, seconds: float, broker: str = AMQP_URL
-) -> tuple[list[float], list[float]]:
-    """Lags (seconds) of every event appended at ``rate`` for ``seconds``, through
-    ``broker`` (RabbitMQ; or ``memory://`` with the relay in this process, to tell the
-    projector's share from the broker path's); and how long each append call took."""
+@dataclass
+class LiveRun:
+    lags: list[float] = field(default_factory=list)
+    """Seconds from the start of each append call to the commit holding its event."""
+    appends: list[float] = field(default_factory=list)
+    """Seconds each append call took."""
+    cpu: float = 0.0
+    """CPU seconds of this process (appends, consumers, projector) while appending."""
+    relay_cpu: float | None = None
+    """CPU seconds of the relay process meanwhile (None: in this process, or unknown)."""
+
+
+async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL) -> LiveRun:
+    """Lags of every event appended at ``rate`` for ``seconds``, through ``broker``
+    (RabbitMQ; or ``memory://`` with the relay in this process, to tell the projector's
+    share from the broker path's), how long each append call took, and the CPU used."""
     prefix = f"bench_proj_{random.randrange(1 << 30):x}"
     store = await open_event_store(url)
     topology = Topology(prefix=prefix)
@@ -167,12 +202,11 @@ async def live_lag(
     bus = open_bus(broker, topology, queues=queues)
     engine = open_engine(url, writer=True)
     sent: dict[int, float] = {}
-    lags: list[float] = []
-    appends: list[float] = []
+    run = LiveRun()
 
     def observe(name: str, records: Sequence[RecordedEvent]) -> None:
         now = time.perf_counter()
-        lags.extend(now - sent[r.position] for r in records if r.position in sent)
+        run.lags.extend(now - sent[r.position] for r in records if r.position in sent)
 
     projector = Projector(
         measured,
@@ -197,7 +231,13 @@ async def live_lag(
         else:
             relay = _relay_process(url, prefix)
         await _warm_up(store, projector)
-        await _paced_appends(store, rate, seconds, sent, appends)
+        relay_before = None if relay is None else _process_cpu(relay.pid)
+        cpu = time.process_time()
+        await _paced_appends(store, rate, seconds, sent, run.appends)
+        run.cpu = time.process_time() - cpu
+        relay_after = None if relay is None else _process_cpu(relay.pid)
+        if relay_before is not None and relay_after is not None:
+            run.relay_cpu = relay_after - relay_before
         head = await store.head_position()
         deadline = time.monotonic() + 30
         while any(r.checkpoint < head for r in projector.runners) and time.monotonic() < deadline:
@@ -213,7 +253,7 @@ async def live_lag(
         await store.close()
         if not broker.startswith("memory"):
             await _delete_topology(topology)
-    return lags, appends
+    return run
 
 
 def _relay_process(url: str, prefix: str) -> subprocess.Popen[bytes]:
@@ -303,13 +343,18 @@ async def main(events: int, rate: float, seconds: float) -> None:
             print(f"log of {events:,} events written in {time.perf_counter() - started:.1f}s")
         finally:
             await store.close()
-        ours_seconds = await rebuild(url)
+        ours_seconds, ours_cpu = await rebuild(url)
+        raw_cpu = time.process_time()
         raw_seconds = await raw_insert(url, events)
-        lags, appends = await live_lag(url, rate, seconds)
-        memory_lags, _ = await live_lag(url, rate, seconds, broker="memory://")
+        raw_cpu = time.process_time() - raw_cpu
+        amqp = await live_lag(url, rate, seconds)
+        memory = await live_lag(url, rate, seconds, broker="memory://")
     finally:
         await drop_database(name)
+    lags, appends, memory_lags = amqp.lags, amqp.appends, memory.lags
     ours, raw = events / ours_seconds, events / raw_seconds
+    sent = rate * seconds
+    relay_us = "" if amqp.relay_cpu is None else f"{amqp.relay_cpu / sent * 1e6:.0f} us"
     p50, p99 = percentile(lags, 0.5) * 1000, percentile(lags, 0.99) * 1000
     m50, m99 = percentile(memory_lags, 0.5) * 1000, percentile(memory_lags, 0.99) * 1000
     a50, a99 = percentile(appends, 0.5) * 1000, percentile(appends, 0.99) * 1000
@@ -319,13 +364,21 @@ async def main(events: int, rate: float, seconds: float) -> None:
             ("(a) raw batched INSERT", f"{events:,} rows", f"{raw_seconds:.2f}s", f"{raw:,.0f}"),
             ("(a) rebuild 2 models", f"{events:,} events", f"{ours_seconds:.2f}s", f"{ours:,.0f}"),
             ("(a) ratio ours/raw", "target >= 0.25", "", f"{ours / raw:.3f}"),
+            ("    CPU per event, both replays", "start-up included", "",
+             f"{ours_cpu / events * 1e6:.0f} us"),
+            ("    CPU per row, raw INSERT client", "", "", f"{raw_cpu / events * 1e6:.0f} us"),
             (f"(b) lag p50 at {rate:.0f}/s", f"{len(lags):,} samples", "", f"{p50:.1f} ms"),
             (f"(b) lag p99 at {rate:.0f}/s", "target <= 100 ms", "", f"{p99:.1f} ms"),
             ("(b) lag mean", "", "", f"{statistics.fmean(lags) * 1000:.1f} ms"),
             ("    of which the append call, p50", "", "", f"{a50:.1f} ms"),
             ("    of which the append call, p99", "", "", f"{a99:.1f} ms"),
+            ("    CPU per event, this process", "appends+projector", "",
+             f"{amqp.cpu / sent * 1e6:.0f} us"),
+            ("    CPU per event, relay process", "", "", relay_us),
             ("(c) same, in-process bus, p50", "projector's share", "", f"{m50:.1f} ms"),
             ("(c) same, in-process bus, p99", "", "", f"{m99:.1f} ms"),
+            ("    CPU per event, this process", "relay included", "",
+             f"{memory.cpu / sent * 1e6:.0f} us"),
         ],
         ("case", "size", "time", "rows/s or lag"),
     )  # fmt: skip
@@ -340,6 +393,11 @@ async def main(events: int, rate: float, seconds: float) -> None:
         lag_samples=len(lags),
         memory_bus_lag_p50_ms=round(m50, 1),
         memory_bus_lag_p99_ms=round(m99, 1),
+        rebuild_cpu_us_per_event=round(ours_cpu / events * 1e6),
+        lag_cpu_us_per_event=round(amqp.cpu / sent * 1e6),
+        relay_cpu_us_per_event=None
+        if amqp.relay_cpu is None
+        else round(amqp.relay_cpu / sent * 1e6),
     )
 
 
