@@ -326,17 +326,9 @@ async def pipeline_latency(rate: float, seconds: float, workdir: Path) -> dict[s
             children.append(child)
             await _wait_ready(f"http://127.0.0.1:{port}/readyz", child)
         async with bridge_process(url, prefix) as (bridge, bridge_port):
-            children.append(bridge)
-            load = [CHRONICLE, "load", "--json", "--rate", str(rate), "--duration", str(seconds)]
-            load += ["--clients", "10", "--accounts", "20"]
-            load += ["--commands-url", f"http://127.0.0.1:{ports['commands']}"]
-            load += ["--bridge-url", f"ws://127.0.0.1:{bridge_port}/v1/ws"]
-            cpu = CpuSampler(children)
-            generator = Child(load)
-            figures = json.loads(await generator.line(timeout=seconds + 120))
+            cpu = CpuSampler([*children, bridge])
+            figures = await _generate(rate, seconds, ports["commands"], bridge_port)
             shares = cpu.per_command(figures["posted_ok"] + figures["posted_failed"])
-            generator.stop()
-            children.remove(bridge)
             relay_metrics = await _scrape(ports["relay"])
             bridge_metrics = await _scrape(bridge_port)
         stages = {
@@ -356,6 +348,21 @@ async def pipeline_latency(rate: float, seconds: float, workdir: Path) -> dict[s
 
         await _delete_queues(prefix, [q.name for q in projection_queues()])
         await drop_database(name)
+
+
+async def _generate(rate: float, seconds: float, commands: int, bridge: int) -> dict[str, float]:
+    """Run `chronicle load --json` (10 clients, 20 accounts) in a process of its own, so
+    that it gets a CPU of its own as far as the machine has one; its figures."""
+    load = [CHRONICLE, "load", "--json", "--rate", str(rate), "--duration", str(seconds)]
+    load += ["--clients", "10", "--accounts", "20"]
+    load += ["--commands-url", f"http://127.0.0.1:{commands}"]
+    load += ["--bridge-url", f"ws://127.0.0.1:{bridge}/v1/ws"]
+    generator = Child(load)
+    try:
+        figures: dict[str, float] = json.loads(await generator.line(timeout=seconds + 120))
+        return figures
+    finally:
+        generator.stop()
 
 
 Samples = list[tuple[str, dict[str, str], float]]
