@@ -39,7 +39,9 @@ class Applied:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    # The stores hand out UTC times already; converting those again only costs.
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")
 
 
 def decode(record: RecordedEvent) -> Applied:

@@ -54,12 +54,12 @@ class AccountTransactionsProjection(Projection):
 
     async def apply(self, conn: AsyncConnection, tables: Tables, batch: Sequence[Applied]) -> None:
         table = tables["transactions"]
-        accounts = {line_account(item) for item in batch}
-        balances = await _last_balances(conn, table, accounts)
+        accounts = [line_account(item) for item in batch]
+        balances = await _last_balances(conn, table, set(accounts))
         lines: list[Row] = []
-        for item in batch:
-            line = statement_line(item, balances.get(line_account(item), 0))
-            balances[line["account_id"]] = line["balance_after"]
+        for account, item in zip(accounts, batch, strict=True):
+            line = statement_line(item, balances.get(account, 0))
+            balances[account] = line["balance_after"]
             lines.append(line)
         await insert_rows(conn, table, lines)
 
