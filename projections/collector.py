@@ -16,9 +16,10 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_holders = [0]
+_state = {"holders": 0, "thaw": 0}
 """How many blocks are inside :func:`older_objects_frozen` now (they may nest or
-overlap: a projector and a replay in one process)."""
+overlap: a projector and a replay in one process), and whether the last one to leave
+gives the objects back (1) or leaves them exempt (0)."""
 
 
 @contextmanager
@@ -28,14 +29,18 @@ def older_objects_frozen() -> Iterator[None]:
 
     When the last of overlapping blocks ends, the exempt objects go back to the
     oldest generation, so nothing stays exempt (and a cycle that was garbage on
-    entry is collected then).
+    entry is collected then), unless objects were exempt already when the first
+    block began: the process keeps its start-up objects exempt for good (see
+    chronicle.runtime), and giving them back would undo that, so they and the ones
+    added here stay exempt.
     """
-    if _holders[0] == 0:
+    if _state["holders"] == 0:
+        _state["thaw"] = int(gc.get_freeze_count() == 0)
         gc.freeze()
-    _holders[0] += 1
+    _state["holders"] += 1
     try:
         yield
     finally:
-        _holders[0] -= 1
-        if _holders[0] == 0:
+        _state["holders"] -= 1
+        if _state["holders"] == 0 and _state["thaw"]:
             gc.unfreeze()
