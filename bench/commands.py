@@ -50,8 +50,9 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from bench.common import create_scratch_database, drop_database, report
+from chronicle.http_server import serve_http
 from chronicle.migrations import all_migrations
-from chronicle.runtime import run_until_signalled, serve_http
+from chronicle.runtime import run_until_signalled
 from eventstore import NewEvent, open_event_store
 from eventstore.migrations import migrate
 

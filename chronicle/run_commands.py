@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from chronicle.runtime import Resources, serve_http
+from chronicle.http_server import serve_http
+from chronicle.runtime import Resources
 from commands.api.app import create_app
 from commands.settings import CommandsSettings
 from eventstore.urls import mask_password

@@ -12,16 +12,18 @@ import logging
 from contextlib import AsyncExitStack
 from functools import partial
 
-from chronicle.runtime import Resources, serve_http
+from chronicle.http_server import serve_http
+from chronicle.runtime import Resources
 from chronicle.supervise import run_together
 from eventstore import EventStore, open_event_store
 from eventstore.bus import open_bus
 from eventstore.probe import LogProbe
 from eventstore.urls import mask_password
 from projections.db import ensure_schema, open_engine
+from projections.health import projector_app
 from projections.parking import open_parking_lot
 from projections.projection import Projection
-from projections.projector import Projector, projector_app, queue_specs, select_projections
+from projections.projector import Projector, queue_specs, select_projections
 from projections.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from chronicle.runtime import Resources, serve_http
+from chronicle.http_server import serve_http
+from chronicle.runtime import Resources
 from eventstore.urls import mask_password
 from projections.api import create_app
 from projections.settings import QueriesSettings

@@ -15,7 +15,8 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from chronicle.runtime import Resources, serve_http
+from chronicle.http_server import serve_http
+from chronicle.runtime import Resources
 from chronicle.supervise import run_together
 from chronicle.topology import projection_queues
 from eventstore import EventStore, open_event_store
@@ -24,7 +25,12 @@ from eventstore.metrics import StoreMetricsView
 from eventstore.probe import LogProbe
 from eventstore.relay import Relay, RelaySettings, leadership_for
 from eventstore.urls import mask_password
-from eventstore.web import health_router, install_problem_handlers, metrics_router
+from eventstore.web import (
+    NO_NATIVE_TELEMETRY,
+    health_router,
+    install_problem_handlers,
+    metrics_router,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,13 @@ def health_app(relay: Relay, store: EventStore, bus: EventBus) -> FastAPI:
         if relay.status.role == "stopped":
             raise RuntimeError("the relay has stopped")
 
-    app = FastAPI(title="Chronicle relay", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Chronicle relay",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
     install_problem_handlers(app)
     checks = {"eventstore": store.ping, "broker": bus.check, "relay": relay_running}
     app.include_router(health_router(checks))

@@ -1,9 +1,9 @@
-"""Running processes: signal handling, HTTP servers, and the shared backing services."""
+"""Running processes: the event loop, signal handling, and the shared backing services
+(the HTTP server is in :mod:`chronicle.http_server`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -11,11 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
-
-from chronicle.http_protocol import OneWriteHttpProtocol
-from chronicle.observability import instrument_app
 from eventstore import EventStore
 
 log = logging.getLogger(__name__)
@@ -69,42 +64,6 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
     with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
         loop_runner.run(runner())
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process's stop event rules."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
-
-
-async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve an ASGI app until ``stop`` is set, then shut down gracefully (a FastAPI
-    app is instrumented first: correlation ids in the logs, and spans when tracing)."""
-    if isinstance(app, FastAPI):
-        instrument_app(app)
-    # Keep idle connections longer than clients and proxies do (httpx and many load
-    # balancers drop theirs after 5-60 s): when the server closes first, a client can
-    # send its next request on a connection that is closing and get a reset.
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        lifespan="on",
-        timeout_keep_alive=75,
-        http=OneWriteHttpProtocol,
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopper.cancel()
-    await task
-    if not server.started and task in done:
-        raise RuntimeError(f"HTTP server on {host}:{port} failed to start")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from eventstore import EventStore, StoreUnavailable, open_event_store
 from eventstore.web import (
+    NO_NATIVE_TELEMETRY,
     HttpMetrics,
     ReadinessCheck,
     health_router,
@@ -50,6 +51,7 @@ def create_app(
         version="1",
         summary="Read models of the bank ledger and the raw event log",
         lifespan=_lifespan(settings, engine, store, memory_key),
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_problem_handlers(app)
     app.add_exception_handler(DBAPIError, _unavailable)

@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import Response, StreamingResponse
 
-from chronicle.runtime import keep_startup_objects_out_of_collections, new_event_loop, serve_http
+from chronicle.http_server import serve_http
+from chronicle.runtime import keep_startup_objects_out_of_collections, new_event_loop
 
 BIG = b"x" * (3 * 1024 * 1024)
 

@@ -17,7 +17,7 @@ from commands.events import (
     transfer_stream,
 )
 from eventstore import NewEvent
-from projections.projector import projector_app
+from projections.health import projector_app
 from tests.unit.projections.conftest import World, eventually
 from tests.unit.projections.support import fold, simulate, snapshot
 

@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol, sending each response in one write.
+"""The HTTP server of every Chronicle process: uvicorn, each response in one write.
 
 uvicorn writes a response's status line and headers as soon as the app starts the
 response, and the body when it sends it: two ``send()`` system calls, two TCP segments
@@ -12,9 +12,14 @@ wrote it, so nothing waits for more than one iteration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from chronicle.observability import instrument_app
 
 
 class _GatheringTransport(asyncio.Transport):
@@ -89,3 +94,39 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
         if isinstance(transport, _GatheringTransport):
             transport.flush()
         super().on_response_complete()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process's stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve an ASGI app until ``stop`` is set, then shut down gracefully (a FastAPI
+    app is instrumented first: correlation ids in the logs, and spans when tracing)."""
+    if isinstance(app, FastAPI):
+        instrument_app(app)
+    # Keep idle connections longer than clients and proxies do (httpx and many load
+    # balancers drop theirs after 5-60 s): when the server closes first, a client can
+    # send its next request on a connection that is closing and get a reset.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_keep_alive=75,
+        http=OneWriteHttpProtocol,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopper.cancel()
+    await task
+    if not server.started and task in done:
+        raise RuntimeError(f"HTTP server on {host}:{port} failed to start")
