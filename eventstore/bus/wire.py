@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
 
+from pydantic_core import from_json
+
 from eventstore.bus.errors import MessageDecodeError
 from eventstore.model import RecordedEvent
 
@@ -113,9 +115,17 @@ def encode(event: RecordedEvent, previous_position: int) -> Envelope:
 
 
 def event_from_json(body: bytes) -> RecordedEvent:
-    """Decode a message body; raises MessageDecodeError when it is not an event."""
+    """Decode a message body; raises MessageDecodeError when it is not an event.
+
+    The body must be UTF-8 JSON as :func:`event_to_json` writes it. pydantic-core's
+    parser gives the same objects as ``json.loads`` (integers of any size, floats to
+    the last bit, NaN and Infinity) several times faster, but is stricter on what no
+    encoder of ours produces: a byte-order mark, or an escaped lone surrogate
+    (``"\\ud800"``, which PostgreSQL's jsonb refuses too), is a decode error.
+    """
     try:
-        raw = json.loads(body)
+        # from_json raises ValueError on malformed JSON and invalid UTF-8 alike.
+        raw = from_json(body)
         return RecordedEvent(
             event_id=UUID(_typed(raw, "event_id", str)),
             stream_id=_typed(raw, "stream_id", str),

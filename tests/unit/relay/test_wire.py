@@ -101,3 +101,32 @@ def test_recorded_at_keeps_its_offset() -> None:
     event = recorded_event(1)
     assert event_from_json(encode(event, 0).body).recorded_at.tzinfo is not None
     assert event.recorded_at <= datetime.now(UTC)
+
+
+def test_data_values_come_back_as_the_same_python_objects() -> None:
+    data = {
+        "big": 123456789012345678901234567890,
+        "negative": -9223372036854775809,
+        "floats": [0.1, 5e-324, 1.7976931348623157e308, -0.0, 1e23],
+        "nested": {"flag": True, "none": None, "text": "dépôt 😀"},
+    }
+    event = type(recorded_event(1))(**{**_fields(recorded_event(1)), "data": data})
+    decoded = event_from_json(encode(event, 0).body).data
+    assert decoded == data
+    assert repr(decoded) == repr(data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xef\xbb\xbf" + encode(recorded_event(1), 0).body,
+        encode(recorded_event(1), 0).body.replace(b'"metadata":{', b'"metadata":{"x":"\\ud800",'),
+        encode(recorded_event(1), 0).body.replace(b'"metadata":{', b'"metadata":{"x":"\xff",'),
+        encode(recorded_event(1), 0).body + b" trailing",
+        b"",
+    ],
+    ids=["byte-order-mark", "lone-surrogate", "invalid-utf8", "trailing-data", "empty"],
+)
+def test_bodies_no_encoder_of_ours_writes_are_refused(body: bytes) -> None:
+    with pytest.raises(MessageDecodeError):
+        event_from_json(body)
