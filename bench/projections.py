@@ -5,14 +5,19 @@
     200,000 events, against a raw batched INSERT of 200,000 statement-shaped rows into
     a plain table of the same database. Figure: log events (rows) per second.
     Target: ours >= 0.25x raw.
-(b) live lag: 500 events/s appended for ``--seconds``; the relay publishes to
-    RabbitMQ; the projector applies. Lag = from the start of the append call to the
-    commit of the read-model transaction holding the event (account summary and
-    transactions). Target: p99 <= 100 ms.
+(b) live lag: 500 events/s appended for ``--seconds`` by an appender process of its
+    own (``bench.lag_appender``, as the commands process appends); the relay
+    (`chronicle serve relay`) publishes to RabbitMQ; the projector, in this process,
+    applies. Lag = from the start of the append call (appender process) to the commit
+    of the read-model transaction holding the event (account summary and
+    transactions; this process). Target: p99 <= 100 ms.
+(c) the same with the in-process bus (``memory://``): the relay then runs in this
+    process, polling the log the appender process writes to.
 
+Every process runs as Chronicle's do: on uvloop (`chronicle.runtime.new_event_loop`).
 Wall-clock figures move with whatever else runs on the machine; CPU time per event
-(of the replay processes; of this process and the relay during the lag run) barely
-does, so it is reported too, to compare runs made under different load.
+(of the replay processes; of the appender, this process and the relay during the lag
+run) barely does, so it is reported too, to compare runs made under different load.
 
 A scratch database (and a broker prefix) is created and dropped by the run.
 Usage: python -m bench.projections [--events 200000] [--seconds 20] [--rate 500]
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import resource
@@ -39,6 +45,7 @@ import aio_pika
 import asyncpg
 
 from bench.common import create_scratch_database, drop_database, print_table, report
+from bench.lag_appender import Appended, run_on_uvloop
 from chronicle.migrations import all_migrations
 from eventstore import EventStore, NewEvent, RecordedEvent, open_event_store
 from eventstore.bus import Topology, open_bus
@@ -185,15 +192,20 @@ class LiveRun:
     appends: list[float] = field(default_factory=list)
     """Seconds each append call took."""
     cpu: float = 0.0
-    """CPU seconds of this process (appends, consumers, projector) while appending."""
+    """CPU seconds of this process (consumers, projector; and the relay on the memory
+    bus) from the first append until the read models hold the last one."""
     relay_cpu: float | None = None
     """CPU seconds of the relay process meanwhile (None: in this process, or unknown)."""
+    appender_cpu: float = 0.0
+    """CPU seconds of the appender process while appending."""
 
 
 async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL) -> LiveRun:
-    """Lags of every event appended at ``rate`` for ``seconds``, through ``broker``
-    (RabbitMQ; or ``memory://`` with the relay in this process, to tell the projector's
-    share from the broker path's), how long each append call took, and the CPU used."""
+    """Lags of every event appended at ``rate`` for ``seconds`` by an appender process,
+    through ``broker`` (RabbitMQ; or ``memory://`` with the relay in this process, to
+    tell the projector's share from the broker path's), how long each append call took,
+    and the CPU each process used. The projector runs in this process, which stamps
+    each read-model commit."""
     prefix = f"bench_proj_{random.randrange(1 << 30):x}"
     store = await open_event_store(url)
     topology = Topology(prefix=prefix)
@@ -201,12 +213,11 @@ async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL
     queues = queue_specs(measured)
     bus = open_bus(broker, topology, queues=queues)
     engine = open_engine(url, writer=True)
-    sent: dict[int, float] = {}
-    run = LiveRun()
+    commits: list[tuple[int, float]] = []
 
     def observe(name: str, records: Sequence[RecordedEvent]) -> None:
         now = time.perf_counter()
-        run.lags.extend(now - sent[r.position] for r in records if r.position in sent)
+        commits.extend((r.position, now) for r in records)
 
     projector = Projector(
         measured,
@@ -231,17 +242,7 @@ async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL
         else:
             relay = _relay_process(url, prefix)
         await _warm_up(store, projector)
-        relay_before = None if relay is None else _process_cpu(relay.pid)
-        cpu = time.process_time()
-        await _paced_appends(store, rate, seconds, sent, run.appends)
-        run.cpu = time.process_time() - cpu
-        relay_after = None if relay is None else _process_cpu(relay.pid)
-        if relay_before is not None and relay_after is not None:
-            run.relay_cpu = relay_after - relay_before
-        head = await store.head_position()
-        deadline = time.monotonic() + 30
-        while any(r.checkpoint < head for r in projector.runners) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        run = await _measure(url, rate, seconds, projector, relay, commits)
         stop.set()
         await asyncio.gather(*tasks)
     finally:
@@ -254,6 +255,59 @@ async def live_lag(url: str, rate: float, seconds: float, broker: str = AMQP_URL
         if not broker.startswith("memory"):
             await _delete_topology(topology)
     return run
+
+
+async def _measure(
+    url: str,
+    rate: float,
+    seconds: float,
+    projector: Projector,
+    relay: subprocess.Popen[bytes] | None,
+    commits: list[tuple[int, float]],
+) -> LiveRun:
+    """Run the appender process and pair its appends with the ``commits`` the observer
+    stamps. CPU of this process and the relay is counted from the first append until
+    both read models hold the last one."""
+    spec = json.dumps({"url": url, "rate": rate, "seconds": seconds, "accounts": ACCOUNTS})
+    appender = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.lag_appender", spec,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert appender.stdout is not None
+    if (await appender.stdout.readline()).strip() != b"ready":
+        raise RuntimeError("the appender process did not start")
+    relay_before = None if relay is None else _process_cpu(relay.pid)
+    cpu = time.process_time()
+    out, _ = await appender.communicate()
+    if appender.returncode != 0:
+        raise RuntimeError(f"the appender process failed with {appender.returncode}")
+    appended = Appended(**json.loads(out.decode().strip().splitlines()[-1]))
+    await _caught_up(projector, max(appended.positions))
+    run = LiveRun(appends=appended.took, appender_cpu=appended.cpu)
+    run.cpu = time.process_time() - cpu
+    relay_after = None if relay is None else _process_cpu(relay.pid)
+    if relay_before is not None and relay_after is not None:
+        run.relay_cpu = relay_after - relay_before
+    run.lags = _lags(commits, appended)
+    return run
+
+
+async def _caught_up(projector: Projector, position: int) -> None:
+    """Return once every projection holds ``position`` (or after 30 s: the events still
+    missing then are missing from the lags)."""
+    deadline = time.monotonic() + 30
+    while any(r.checkpoint < position for r in projector.runners):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _lags(commits: Sequence[tuple[int, float]], appended: Appended) -> list[float]:
+    """Seconds from the start of each append to each commit holding its event (one per
+    read model). The stamps come from two processes; both read ``time.perf_counter()``,
+    which on Linux is CLOCK_MONOTONIC: one clock for every process of the machine."""
+    sent = dict(zip(appended.positions, appended.started, strict=True))
+    return [at - sent[position] for position, at in commits if position in sent]
 
 
 def _relay_process(url: str, prefix: str) -> subprocess.Popen[bytes]:
@@ -291,34 +345,6 @@ async def _warm_up(store: EventStore, projector: Projector) -> None:
         raise RuntimeError("the projector is not live")
 
 
-async def _paced_appends(
-    store: EventStore, rate: float, seconds: float, sent: dict[int, float], took: list[float]
-) -> None:
-    """One deposit every 1/rate seconds on a fixed schedule (late calls do not shift it)."""
-    total = int(rate * seconds)
-    start = time.perf_counter()
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one(i: int) -> None:
-        account = f"b{i % ACCOUNTS}"
-        began = time.perf_counter()
-        result = await store.append(
-            f"account-{account}",
-            [NewEvent("MoneyDeposited", {"account_id": account, "amount": 1}, META)],
-        )
-        sent[result.position] = began
-        took.append(time.perf_counter() - began)
-
-    for i in range(total):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(one(i))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
-
-
 async def _delete_topology(topology: Topology) -> None:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
@@ -351,10 +377,31 @@ async def main(events: int, rate: float, seconds: float) -> None:
         memory = await live_lag(url, rate, seconds, broker="memory://")
     finally:
         await drop_database(name)
+    rebuilt, raw_run = (ours_seconds, ours_cpu), (raw_seconds, raw_cpu)
+    _print_and_report(events, rate, seconds, rebuilt, raw_run, amqp, memory)
+
+
+def _us(cpu: float | None, events: float) -> int | None:
+    """CPU microseconds per event (None when unknown)."""
+    return None if cpu is None else round(cpu / events * 1e6)
+
+
+def _print_and_report(
+    events: int,
+    rate: float,
+    seconds: float,
+    rebuilt: tuple[float, float],
+    raw_run: tuple[float, float],
+    amqp: LiveRun,
+    memory: LiveRun,
+) -> None:
+    """The table for a reader, then the one JSON line of the run."""
+    (ours_seconds, ours_cpu), (raw_seconds, raw_cpu) = rebuilt, raw_run
     lags, appends, memory_lags = amqp.lags, amqp.appends, memory.lags
     ours, raw = events / ours_seconds, events / raw_seconds
     sent = rate * seconds
-    relay_us = "" if amqp.relay_cpu is None else f"{amqp.relay_cpu / sent * 1e6:.0f} us"
+    relay_us = _us(amqp.relay_cpu, sent)
+    pipeline = None if amqp.relay_cpu is None else amqp.cpu + amqp.appender_cpu + amqp.relay_cpu
     p50, p99 = percentile(lags, 0.5) * 1000, percentile(lags, 0.99) * 1000
     m50, m99 = percentile(memory_lags, 0.5) * 1000, percentile(memory_lags, 0.99) * 1000
     a50, a99 = percentile(appends, 0.5) * 1000, percentile(appends, 0.99) * 1000
@@ -372,13 +419,16 @@ async def main(events: int, rate: float, seconds: float) -> None:
             ("(b) lag mean", "", "", f"{statistics.fmean(lags) * 1000:.1f} ms"),
             ("    of which the append call, p50", "", "", f"{a50:.1f} ms"),
             ("    of which the append call, p99", "", "", f"{a99:.1f} ms"),
-            ("    CPU per event, this process", "appends+projector", "",
-             f"{amqp.cpu / sent * 1e6:.0f} us"),
-            ("    CPU per event, relay process", "", "", relay_us),
+            ("    CPU per event, appender process", "", "", f"{_us(amqp.appender_cpu, sent)} us"),
+            ("    CPU per event, projector process", "this process", "",
+             f"{_us(amqp.cpu, sent)} us"),
+            ("    CPU per event, relay process", "", "", f"{relay_us} us"),
             ("(c) same, in-process bus, p50", "projector's share", "", f"{m50:.1f} ms"),
             ("(c) same, in-process bus, p99", "", "", f"{m99:.1f} ms"),
+            ("    CPU per event, appender process", "", "",
+             f"{_us(memory.appender_cpu, sent)} us"),
             ("    CPU per event, this process", "relay included", "",
-             f"{memory.cpu / sent * 1e6:.0f} us"),
+             f"{_us(memory.cpu, sent)} us"),
         ],
         ("case", "size", "time", "rows/s or lag"),
     )  # fmt: skip
@@ -394,10 +444,15 @@ async def main(events: int, rate: float, seconds: float) -> None:
         memory_bus_lag_p50_ms=round(m50, 1),
         memory_bus_lag_p99_ms=round(m99, 1),
         rebuild_cpu_us_per_event=round(ours_cpu / events * 1e6),
-        lag_cpu_us_per_event=round(amqp.cpu / sent * 1e6),
-        relay_cpu_us_per_event=None
-        if amqp.relay_cpu is None
-        else round(amqp.relay_cpu / sent * 1e6),
+        lag_cpu_us_per_event=_us(amqp.cpu, sent),
+        relay_cpu_us_per_event=relay_us,
+        appender_cpu_us_per_event=_us(amqp.appender_cpu, sent),
+        pipeline_cpu_us_per_event=_us(pipeline, sent),
+        append_p50_ms=round(a50, 1),
+        append_p99_ms=round(a99, 1),
+        memory_bus_lag_samples=len(memory_lags),
+        memory_bus_cpu_us_per_event=_us(memory.cpu, sent),
+        memory_bus_appender_cpu_us_per_event=_us(memory.appender_cpu, sent),
     )
 
 
@@ -407,4 +462,4 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=500.0, help="events/s for the lag run")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the lag run")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.rate, args.seconds))
+    run_on_uvloop(main(args.events, args.rate, args.seconds))
