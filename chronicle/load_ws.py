@@ -1,129 +1,133 @@
-"""The WebSocket side of `chronicle load`: a listening client that stamps each frame
+"""The WebSocket side of `chronicle load`: a listening client that stamps each message
 the moment its bytes arrive, and does nothing else while the load runs.
 
 Ten listeners each receive every event, so at a few hundred events per second the
-per-frame cost of a general WebSocket client (a few dozen microseconds of Python per
-frame on a small machine) becomes most of the generator's CPU and delays both its
-own schedule and the stamps. What a listener needs is small: the opening handshake,
-one masked text frame out (the subscribe), server frames in (unmasked, RFC 6455
-section 5.1), a pong for each ping and a close reply. Frames are parsed straight out
-of ``data_received``; their payloads are kept as bytes for the caller to decode later.
+per-message cost of a full client (its reader task, assembler and queue, a few dozen
+microseconds of Python per message on a small machine) becomes most of the
+generator's CPU and delays both its own schedule and the stamps. The listener keeps
+only what it needs: ``websockets``' sans-I/O :class:`~websockets.client.ClientProtocol`
+does the protocol (handshake, framing, masking, pongs, the closing handshake), fed
+straight from an :class:`asyncio.Protocol`'s ``data_received``; payloads are kept as
+bytes for the caller to decode once the load is over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import os
 import ssl
-import struct
 import time
 from typing import cast
-from urllib.parse import urlsplit
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TEXT, _BINARY, _CLOSE, _PING, _PONG, _CONTINUATION = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidState, InvalidURI
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds the server has to end the TCP connection once the closing handshake is
+done (RFC 6455 7.1.1 leaves that to the server) before the client drops it."""
+
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 class WebSocketError(Exception):
-    """The server refused the upgrade or broke the protocol."""
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One final client frame: masked, as RFC 6455 requires of clients."""
-    mask = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 1 << 16:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    # Only subscribes, pongs and closes go out: a few bytes, so a plain loop will do.
-    return head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    """The server refused the upgrade, or the connection is no longer open."""
 
 
 class _Receiver(asyncio.Protocol):
-    """Parses server frames as bytes arrive; one stamp per read covers its frames."""
+    """Feeds the bytes of one connection to ``protocol`` as they arrive and records
+    every data message with the time of the read that completed it."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: ClientProtocol) -> None:
+        self.protocol = protocol
         self.transport: asyncio.Transport | None = None
         self.messages: list[tuple[float, float, bytes]] = []
         """(``time.perf_counter()``, ``time.time()``, payload) of each data message."""
         self.arrived = asyncio.Event()
         self.closed = asyncio.Event()
-        self._buffer = bytearray()
-        self._handshake: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._partial = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self._handshake: asyncio.Future[None] = self._loop.create_future()
+        self._fragments: list[bytes] = []
+        self._close_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's do not subclass asyncio.Transport, hence the cast).
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if not self._handshake.done():
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            self._handshake.set_result(bytes(self._buffer[: end + 4]))
-            del self._buffer[: end + 4]
-        self._parse(time.perf_counter(), time.time())
+        # Stamped before parsing: the time these bytes reached the process.
+        received, wall = time.perf_counter(), time.time()
+        self.protocol.receive_data(data)
+        self._process(received, wall)
 
-    def _parse(self, received: float, wall: float) -> None:
-        buffer, start = self._buffer, 0
-        while len(buffer) - start >= 2:
-            first, second = buffer[start], buffer[start + 1]
-            length, offset = second & 0x7F, start + 2
-            if length == 126:
-                if len(buffer) - offset < 2:
-                    break
-                (length,) = struct.unpack_from("!H", buffer, offset)
-                offset += 2
-            elif length == 127:
-                if len(buffer) - offset < 8:
-                    break
-                (length,) = struct.unpack_from("!Q", buffer, offset)
-                offset += 8
-            if second & 0x80 and self.transport is not None:
-                # A server must not mask (RFC 6455 5.1): drop the connection, the run
-                # then reports this client's events as missing.
-                self.transport.abort()
-                return
-            if len(buffer) - offset < length:
-                break
-            self._handle(first, bytes(buffer[offset : offset + length]), received, wall)
-            start = offset + length
-        del buffer[:start]
-
-    def _handle(self, first: int, payload: bytes, received: float, wall: float) -> None:
-        opcode, final = first & 0x0F, bool(first & 0x80)
-        if opcode in (_TEXT, _BINARY, _CONTINUATION):
-            self._partial += payload
-            if final:
-                self.messages.append((received, wall, bytes(self._partial)))
-                self._partial.clear()
-                self.arrived.set()
-        elif opcode == _PING:
-            self.send(_frame(_PONG, payload))
-        elif opcode == _CLOSE:
-            self.send(_frame(_CLOSE, payload[:2]))
-            if self.transport is not None:
-                self.transport.close()
-
-    def send(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._process(time.perf_counter(), time.time())
+        # Returning None lets the transport close itself: nothing is left to write.
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.receive_eof()  # idempotent; the protocol's state becomes CLOSED
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         if not self._handshake.done():
             self._handshake.set_exception(WebSocketError(f"connection lost: {exc!r}"))
+        self.transport = None
         self.closed.set()
         self.arrived.set()
 
-    async def handshake(self) -> bytes:
-        return await self._handshake
+    def _process(self, received: float, wall: float) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event, received, wall)
+            elif isinstance(event, Response):
+                self._on_response()
+        self.flush()
+
+    def _on_response(self) -> None:
+        """Settle the handshake: the protocol has checked the upgrade response."""
+        if self._handshake.done():
+            return
+        refused = self.protocol.handshake_exc
+        if refused is None:
+            self._handshake.set_result(None)
+        else:
+            error = WebSocketError(f"upgrade refused: {refused}")
+            error.__cause__ = refused
+            self._handshake.set_exception(error)
+
+    def _on_frame(self, frame: Frame, received: float, wall: float) -> None:
+        # Pings and closes need nothing here: the protocol queued the pong or the
+        # close reply, and flush() writes it.
+        if frame.opcode not in _DATA:
+            return
+        self._fragments.append(bytes(frame.data))
+        if frame.fin:
+            fragments = self._fragments
+            payload = fragments[0] if len(fragments) == 1 else b"".join(fragments)
+            self._fragments = []
+            self.messages.append((received, wall, payload))
+            self.arrived.set()
+
+    def flush(self) -> None:
+        """Write what the protocol queued; arm the close timer once the protocol
+        expects the server to end the TCP connection."""
+        transport = self.transport
+        if transport is None:
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()  # TLS cannot half-close
+        if self.protocol.close_expected() and self._close_timer is None:
+            self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, transport.abort)
+
+    async def handshake(self) -> None:
+        await self._handshake
 
 
 class ListeningSocket:
@@ -134,35 +138,46 @@ class ListeningSocket:
 
     @classmethod
     async def open(cls, url: str, headers: dict[str, str] | None = None) -> ListeningSocket:
-        """Connect and upgrade; raises WebSocketError (or OSError) when refused."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"not a ws(s) URL: {url!r}")
-        port = parts.port or (443 if parts.scheme == "wss" else 80)
-        context = ssl.create_default_context() if parts.scheme == "wss" else None
+        """Connect and upgrade, sending ``headers`` with the upgrade request.
+
+        Raises ValueError for a URL that is not ws(s)://, WebSocketError when the
+        server refuses the upgrade, OSError when the connection is refused.
+        """
+        try:
+            uri = parse_uri(url)
+        except InvalidURI as exc:
+            raise ValueError(f"not a ws(s) URL: {url!r}") from exc
+        protocol = ClientProtocol(uri)
+        context = ssl.create_default_context() if uri.secure else None
         loop = asyncio.get_running_loop()
-        _, receiver = await loop.create_connection(_Receiver, parts.hostname, port, ssl=context)
-        key = base64.b64encode(os.urandom(16))
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        assert receiver.transport is not None
-        receiver.transport.write(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-            ).encode()
+        _, receiver = await loop.create_connection(
+            lambda: _Receiver(protocol), uri.host, uri.port, ssl=context
         )
-        _check_upgrade(await receiver.handshake(), key)
+        request = protocol.connect()
+        request.headers.update(headers or {})
+        protocol.send_request(request)
+        receiver.flush()
+        try:
+            await receiver.handshake()
+        except WebSocketError:
+            if receiver.transport is not None:
+                receiver.transport.abort()
+            raise
         return cls(receiver)
 
     @property
     def messages(self) -> list[tuple[float, float, bytes]]:
-        """(perf_counter, wall clock, payload) of every data message so far, in order."""
+        """(perf_counter, wall clock, payload) of every data message so far, in order;
+        a fragmented message carries the stamp of the read that completed it."""
         return self._receiver.messages
 
     def send_text(self, text: str) -> None:
-        self._receiver.send(_frame(_TEXT, text.encode()))
+        """Send one text message; raises WebSocketError once the connection is closing."""
+        try:
+            self._receiver.protocol.send_text(text.encode())
+        except InvalidState as exc:
+            raise WebSocketError(str(exc)) from exc
+        self._receiver.flush()
 
     async def next_message(self, after: int) -> bool:
         """Wait until more than ``after`` messages arrived; False once closed."""
@@ -174,25 +189,10 @@ class ListeningSocket:
         return True
 
     async def close(self) -> None:
-        """Send a close frame and wait (briefly) for the server to end the connection."""
+        """Start the closing handshake (unless the server did) and return once the
+        connection is closed: within :data:`CLOSE_TIMEOUT`, or dropped after it."""
         receiver = self._receiver
-        receiver.send(_frame(_CLOSE, struct.pack("!H", 1000)))
-        try:
-            async with asyncio.timeout(2):
-                await receiver.closed.wait()
-        except TimeoutError:
-            if receiver.transport is not None:
-                receiver.transport.abort()
-
-
-def _check_upgrade(head: bytes, key: bytes) -> None:
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    if status_line.split(" ", 2)[1:2] != ["101"]:
-        raise WebSocketError(f"upgrade refused: {status_line}")
-    expected = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()  # noqa: S324
-    headers = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (line.partition(":") for line in lines if line)
-    }
-    if headers.get("sec-websocket-accept") != expected:
-        raise WebSocketError("upgrade answered with a wrong Sec-WebSocket-Accept")
+        if receiver.protocol.state is State.OPEN:
+            receiver.protocol.send_close(CloseCode.NORMAL_CLOSURE)
+            receiver.flush()
+        await receiver.closed.wait()
