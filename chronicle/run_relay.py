@@ -25,12 +25,7 @@ from eventstore.metrics import StoreMetricsView
 from eventstore.probe import LogProbe
 from eventstore.relay import Relay, RelaySettings, leadership_for
 from eventstore.urls import mask_password
-from eventstore.web import (
-    NO_NATIVE_TELEMETRY,
-    health_router,
-    install_problem_handlers,
-    metrics_router,
-)
+from eventstore.web import health_router, operations_app
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +37,9 @@ def health_app(relay: Relay, store: EventStore, bus: EventBus) -> FastAPI:
         if relay.status.role == "stopped":
             raise RuntimeError("the relay has stopped")
 
-    app = FastAPI(
-        title="Chronicle relay",
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-        telemetry=NO_NATIVE_TELEMETRY,
-    )
-    install_problem_handlers(app)
+    app = operations_app("Chronicle relay", relay.metrics.registry)
     checks = {"eventstore": store.ping, "broker": bus.check, "relay": relay_running}
     app.include_router(health_router(checks))
-    app.include_router(metrics_router(relay.metrics.registry))
     return app
 
 

@@ -265,7 +265,7 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0)
 
     @router.get("/readyz", summary="Dependencies are reachable", responses=_READY_DOC)
     async def readyz() -> Response:
-        results = await asyncio.gather(*(_run_check(c, timeout) for c in checks.values()))
+        results = await asyncio.gather(*(run_check(c, timeout) for c in checks.values()))
         report = dict(zip(checks, results, strict=True))
         if all(result == "ok" for result in report.values()):
             body = json.dumps({"status": "ready", "checks": report}).encode()
@@ -275,13 +275,17 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0)
     return router
 
 
-async def _run_check(check: ReadinessCheck, seconds: float) -> str:
+async def run_check(check: ReadinessCheck, seconds: float, *, with_message: bool = False) -> str:
+    """``ok``, ``timeout`` (not done within ``seconds``) or ``error: <type>`` (followed by
+    the error's message, at most 300 characters in all, when ``with_message``)."""
     try:
         async with asyncio.timeout(seconds):
             await check()
     except TimeoutError:
         return "timeout"
     except Exception as exc:  # a readiness probe reports any failure, it never raises
+        if with_message:
+            return f"error: {type(exc).__name__}: {exc}"[:300]
         return f"error: {type(exc).__name__}"
     return "ok"
 
@@ -309,6 +313,17 @@ _READY_DOC: dict[int | str, dict[str, Any]] = {
         },
     },
 }
+
+
+def operations_app(title: str, registry: CollectorRegistry) -> FastAPI:
+    """The small app of a worker process (relay, projector): no API documentation,
+    problem+json errors and ``GET /metrics``; the caller adds its health routes."""
+    app = FastAPI(
+        title=title, openapi_url=None, docs_url=None, redoc_url=None, telemetry=NO_NATIVE_TELEMETRY
+    )
+    install_problem_handlers(app)
+    app.include_router(metrics_router(registry))
+    return app
 
 
 def metrics_router(registry: CollectorRegistry) -> APIRouter:

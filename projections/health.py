@@ -14,11 +14,10 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from eventstore.web import (
-    NO_NATIVE_TELEMETRY,
     ReadinessCheck,
-    install_problem_handlers,
-    metrics_router,
+    operations_app,
     problem_response,
+    run_check,
 )
 from projections.projector import Projector
 
@@ -27,15 +26,7 @@ def projector_app(projector: Projector, checks: Mapping[str, ReadinessCheck]) ->
     """/healthz, /metrics, and /readyz: 200 when every dependency answers and no
     projection is halted; 503 ``not_ready`` otherwise, with each projection's state,
     checkpoint and reason (the poison event and its error for a halted one)."""
-    app = FastAPI(
-        title="Chronicle projector",
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-        telemetry=NO_NATIVE_TELEMETRY,
-    )
-    install_problem_handlers(app)
-    app.include_router(metrics_router(projector.metrics.registry))
+    app = operations_app("Chronicle projector", projector.metrics.registry)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -43,7 +34,9 @@ def projector_app(projector: Projector, checks: Mapping[str, ReadinessCheck]) ->
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        results = await asyncio.gather(*(_check(check, 2.0) for check in checks.values()))
+        results = await asyncio.gather(
+            *(run_check(check, 2.0, with_message=True) for check in checks.values())
+        )
         report = dict(zip(checks, results, strict=True))
         projections = projector.report()
         halted = [name for name, p in projections.items() if p["state"] == "halted"]
@@ -56,14 +49,3 @@ def projector_app(projector: Projector, checks: Mapping[str, ReadinessCheck]) ->
         )
 
     return app
-
-
-async def _check(check: ReadinessCheck, seconds: float) -> str:
-    try:
-        async with asyncio.timeout(seconds):
-            await check()
-    except TimeoutError:
-        return "timeout"
-    except Exception as exc:  # a readiness probe reports any failure, it never raises
-        return f"error: {type(exc).__name__}: {exc}"[:300]
-    return "ok"
