@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from chronicle.http_server import serve_http
 from chronicle.runtime import Resources
 from chronicle.supervise import run_together
-from chronicle.topology import projection_queues
 from eventstore import EventStore, open_event_store
 from eventstore.bus import BusError, EventBus, open_bus
 from eventstore.metrics import StoreMetricsView
@@ -59,7 +58,6 @@ async def _open(settings: RelaySettings, stack: AsyncExitStack) -> Resources:
     bus = open_bus(
         settings.broker_url,
         settings.topology(),
-        queues=projection_queues(),
         connect_timeout=settings.broker_connect_timeout,
         confirm_timeout=settings.relay_confirm_timeout,
         name=f"chronicle {settings.relay_name}",
@@ -72,7 +70,7 @@ async def _declare(bus: EventBus) -> None:
     """Declare the topology now if the broker answers; publishing declares it again on
     every new connection, so a broker that is down now changes nothing."""
     try:
-        await bus.declare(projection_queues())
+        await bus.declare()
     except BusError as exc:
         log.warning("relay: could not declare the broker topology yet: %s", exc)
 

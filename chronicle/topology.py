@@ -1,5 +1,11 @@
-"""Every projection's queue on the bus, in one list for `chronicle migrate` and the relay
-(one line per projection), and the broker half of `chronicle migrate`."""
+"""The broker half of `chronicle migrate`, and the name of the projector's queue.
+
+Migrate declares what every process relies on: the exchange the relay publishes to and
+the broadcast stream the bridges read. A projector declares its own queue when it first
+consumes (named after the projections it runs, see ``projections.projector.queue_spec``)
+and catches up from the log from its checkpoint, so nothing published before that is
+missed; declaring queues nobody consumes would only let them fill up.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,20 @@ from projections.projector import queue_specs
 
 
 def projection_queues() -> list[QueueSpec]:
-    """The queue of every projection of this build, with the routing keys it needs."""
+    """The queue of a projector running every projection of this build."""
     return queue_specs()
 
 
 async def declare_broker_topology(settings: BrokerSettings | None = None) -> str | None:
-    """Declare the exchange, the broadcast and every projection queue when the broker is
-    RabbitMQ (idempotent); return what was done, or None for the in-process bus.
+    """Declare the exchange and the broadcast when the broker is RabbitMQ (idempotent);
+    return what was done, or None for the in-process bus.
     Raises BusUnavailable or TopologyMismatch."""
     settings = settings or BrokerSettings()
     if not is_amqp(settings.broker_url):
         return None
-    queues = projection_queues()
-    bus = open_bus(settings.broker_url, settings.topology(), queues=queues)
+    bus = open_bus(settings.broker_url, settings.topology())
     try:
         await bus.declare()
     finally:
         await bus.close()
-    return (
-        f"{mask_password(settings.broker_url)}: topology {settings.broker_prefix!r} declared"
-        f" ({len(queues)} projection queues)"
-    )
+    return f"{mask_password(settings.broker_url)}: topology {settings.broker_prefix!r} declared"

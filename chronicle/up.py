@@ -31,7 +31,6 @@ import typer
 from chronicle.migrations import all_migrations
 from chronicle.runtime import Resources
 from chronicle.supervise import Runner, run_together
-from chronicle.topology import projection_queues
 from eventstore import open_event_store
 from eventstore.bus import BrokerSettings, open_bus
 from eventstore.urls import mask_password
@@ -83,7 +82,6 @@ async def _open(settings: BrokerSettings, stack: AsyncExitStack) -> Resources:
     bus = open_bus(
         settings.broker_url,
         settings.topology(),
-        queues=projection_queues(),
         connect_timeout=settings.broker_connect_timeout,
     )
     stack.push_async_callback(bus.close)

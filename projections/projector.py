@@ -1,4 +1,11 @@
-"""The projector: every projection's runner in one process, and its health endpoints.
+"""The projector: every projection's runner in one process, fed by one queue, and its
+health endpoints.
+
+The projector consumes one queue, bound to every event, and hands each delivery to
+every runner (:class:`Fanout`): the broker stores and delivers an event once per
+projector, however many projections it runs. Each runner still applies in its own
+transactions under its own checkpoint, at its own pace; a delivery is acknowledged once
+every projection still running has made it durable (or dropped it as a duplicate).
 
 Each runner keeps going on its own: a poison event halts its projection only, and
 /readyz then answers 503 naming the projection, the event and the error, while the
@@ -8,13 +15,17 @@ other projections go on building (see docs/projections.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventstore import EventStore
-from eventstore.bus import EventBus, QueueSpec
+from eventstore.bus import BusError, Delivery, EventBus, QueueSpec, Subscription
+from eventstore.bus.backoff import Backoff
 from projections.apply import Applier
 from projections.bank import bank_projections
 from projections.collector import older_objects_frozen
@@ -24,15 +35,31 @@ from projections.parking import ParkingLot
 from projections.projection import Projection
 from projections.runner import CommitObserver, ProjectionRunner, RunnerConfig
 
+log = logging.getLogger(__name__)
+
 ALL_EVENTS = ("#",)
-"""Every projection queue is bound to every event, so ``previous_position`` of each
+"""The projector's queue is bound to every event, so ``previous_position`` of each
 delivery is the event before it in the log, and a gap is detected exactly."""
+
+EVERY_PROJECTION = "all"
+"""The queue of a projector running every projection of the build."""
+
+
+def queue_spec(projections: Iterable[Projection] | None = None) -> QueueSpec:
+    """The broker queue of a projector running ``projections`` (all by default).
+
+    Replicas running the same projections share it (one consumes, the others stand
+    by); a projector running a subset has a queue of its own, named after the subset,
+    so it never stands by behind one running other projections.
+    """
+    everything = sorted(p.name for p in bank_projections())
+    chosen = everything if projections is None else sorted({p.name for p in projections})
+    return QueueSpec(EVERY_PROJECTION if chosen == everything else "-".join(chosen), ALL_EVENTS)
 
 
 def queue_specs(projections: Iterable[Projection] | None = None) -> list[QueueSpec]:
-    """The broker queue of each projection."""
-    chosen = bank_projections() if projections is None else projections
-    return [QueueSpec(p.name, ALL_EVENTS) for p in chosen]
+    """The queues to declare for a projector running ``projections`` (all by default)."""
+    return [queue_spec(projections)]
 
 
 def select_projections(names: Sequence[str] = ()) -> list[Projection]:
@@ -43,6 +70,106 @@ def select_projections(names: Sequence[str] = ()) -> list[Projection]:
             known = ", ".join(available)
             raise UnknownProjection(f"no projection named {name!r} (known: {known})")
     return [available[name] for name in names] if names else list(available.values())
+
+
+class _Feed:
+    """One runner's share of the deliveries (see :class:`~projections.runner.Feed`)."""
+
+    def __init__(self, fanout: Fanout) -> None:
+        self._fanout = fanout
+        self._items: deque[tuple[int, Delivery]] = deque()
+        self._arrived = asyncio.Event()
+        self._handed = 0
+        self._closed = False
+        self.retired = False
+
+    def put(self, seq: int, delivery: Delivery) -> None:
+        self._items.append((seq, delivery))
+        self._arrived.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
+
+    async def batch(self, limit: int, stop: asyncio.Event) -> list[Delivery]:
+        while not self._items and not self._closed and not stop.is_set():
+            self._arrived.clear()
+            stopping = asyncio.ensure_future(stop.wait())
+            arrived = asyncio.ensure_future(self._arrived.wait())
+            await asyncio.wait({stopping, arrived}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            arrived.cancel()
+        if self._closed or stop.is_set():
+            return []
+        items = self._items
+        batch: list[Delivery] = []
+        seq = self._handed
+        while items and len(batch) < limit:
+            seq, delivery = items.popleft()
+            batch.append(delivery)
+        self._handed = seq
+        return batch
+
+    def done(self) -> None:
+        self._fanout.advance(self, self._handed)
+
+    def retire(self) -> None:
+        self.retired = True
+        self._items.clear()
+        self.close()
+        self._fanout.advance(self, self._handed)
+
+
+class Fanout:
+    """Hands every delivery of one subscription to each runner's feed, in order, and
+    acknowledges a delivery once every feed not retired is done with it: one multiple
+    ack covers it and every delivery before it."""
+
+    def __init__(self, count: int) -> None:
+        self.feeds = [_Feed(self) for _ in range(count)]
+        self._done = {id(feed): 0 for feed in self.feeds}
+        self._unacked: deque[tuple[int, Delivery]] = deque()
+        self._seq = 0
+        self._acks: set[asyncio.Task[None]] = set()
+
+    def put(self, delivery: Delivery) -> None:
+        self._seq += 1
+        self._unacked.append((self._seq, delivery))
+        running = [feed for feed in self.feeds if not feed.retired]
+        for feed in running:
+            feed.put(self._seq, delivery)
+        if not running:
+            self._ack_through(self._seq)
+
+    def close(self) -> None:
+        for feed in self.feeds:
+            feed.close()
+
+    def advance(self, feed: _Feed, seq: int) -> None:
+        self._done[id(feed)] = seq
+        running = [self._done[id(f)] for f in self.feeds if not f.retired]
+        self._ack_through(min(running) if running else self._seq)
+
+    def _ack_through(self, seq: int) -> None:
+        last: Delivery | None = None
+        while self._unacked and self._unacked[0][0] <= seq:
+            last = self._unacked.popleft()[1]
+        if last is not None:
+            # In the background, so the time the ack takes to leave is not added to
+            # the next batch's lag; awaited before the subscription closes.
+            task = asyncio.create_task(last.ack_through(), name="projector acks")
+            self._acks.add(task)
+            task.add_done_callback(self._acked)
+
+    def _acked(self, task: asyncio.Task[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The broker redelivers what was not acknowledged; the checkpoints drop it.
+            log.warning("projector: acks failed: %r", task.exception())
+
+    async def settled(self) -> None:
+        """Wait for the acknowledgements already sent."""
+        await asyncio.gather(*self._acks, return_exceptions=True)
 
 
 class Projector:
@@ -64,17 +191,10 @@ class Projector:
         self.store = store
         self.bus = bus
         self.metrics = metrics or ProjectorMetrics()
+        self.config = config or RunnerConfig()
+        self.queue = queue_spec(projections)
         self.runners = [
-            ProjectionRunner(
-                Applier(p, engine),
-                store,
-                bus,
-                QueueSpec(p.name, ALL_EVENTS),
-                parking,
-                self.metrics,
-                config,
-                observer,
-            )
+            ProjectionRunner(Applier(p, engine), store, parking, self.metrics, config, observer)
             for p in projections
         ]
 
@@ -91,10 +211,51 @@ class Projector:
 
         While it runs, the objects made before it are left out of cyclic garbage
         collection (see :mod:`projections.collector`)."""
-        with older_objects_frozen():
-            async with asyncio.TaskGroup() as group:
-                for runner in self.runners:
-                    group.create_task(runner.run(stop), name=f"projection {runner.name}")
+        backoff = Backoff(self.config.retry_delay, self.config.retry_max_delay)
+        try:
+            with older_objects_frozen():
+                while not stop.is_set():
+                    try:
+                        await self._subscribed(stop, backoff)
+                    except BusError as exc:
+                        log.warning("projector: %s; subscribing again", exc)
+                        for runner in self.runners:
+                            runner.unavailable(str(exc))
+                        if not await backoff.wait(stop):
+                            break
+        finally:
+            for runner in self.runners:
+                runner.stopped()
+
+    async def _subscribed(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        """One subscription's life: every runner not halted follows its feed until
+        ``stop`` or a broker failure (raised once the runners have put down their
+        batches: none is cancelled mid-commit)."""
+        running = [runner for runner in self.runners if not runner.halted]
+        fanout = Fanout(len(running))
+        failure: list[BaseException] = []
+        subscription = self.bus.consume_queue(self.queue, prefetch=self.config.prefetch)
+        async with subscription:
+            backoff.reset()
+            pump = asyncio.create_task(_pump(subscription, fanout, failure), name="deliveries")
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for runner, feed in zip(running, fanout.feeds, strict=True):
+                        name = f"projection {runner.name}"
+                        group.create_task(runner.follow(feed, stop), name=name)
+                    if not running:
+                        # Every projection halted: keep the queue drained until told
+                        # to stop (a restart catches up from the checkpoints anyway).
+                        group.create_task(_until_either(stop, pump))
+            finally:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+                # Settle what is settled before the subscription closes; anything not
+                # acknowledged by then is delivered again and dropped as a duplicate.
+                await fanout.settled()
+        if failure and not stop.is_set():
+            raise failure[0]
 
     async def ping_read_database(self) -> None:
         async with self.engine.connect() as conn:
@@ -109,3 +270,22 @@ class Projector:
             }
             for r in self.runners
         }
+
+
+async def _pump(source: Subscription, fanout: Fanout, failure: list[BaseException]) -> None:
+    """Move deliveries from the subscription to every feed; a broker failure closes the
+    feeds (the runners finish their batch and return) and is kept in ``failure``."""
+    try:
+        async for delivery in source:
+            fanout.put(delivery)
+        failure.append(BusError("the subscription ended"))
+    except BusError as exc:
+        failure.append(exc)
+    finally:
+        fanout.close()
+
+
+async def _until_either(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({stopping, task}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()

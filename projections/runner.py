@@ -1,33 +1,38 @@
-"""Running one projection: catch up from the event store, then follow its queue.
+"""Running one projection: catch up from the event store, then follow the projector's
+deliveries.
 
 The broker is a fast path and the store is the truth:
 
-* On start the runner reads the log from its checkpoint to the head (``read_all``).
-* It then consumes the projection's queue, which is bound to every event (``#``), so
-  each delivery's ``previous_position`` must equal the position applied last. A
-  delivery at or below the checkpoint is a duplicate: acknowledged, skipped. One whose
-  ``previous_position`` is not the checkpoint reveals a gap (a purged queue, a message
-  lost or reordered): the runner catches up from the store before going on.
+* Before following, the runner reads the log from its checkpoint to the head
+  (``read_all``).
+* It then takes the deliveries of the projector's queue, which is bound to every event
+  (``#``), from its :class:`Feed`: each delivery's ``previous_position`` must equal the
+  position applied last. A delivery at or below the checkpoint is a duplicate, skipped.
+  One whose ``previous_position`` is not the checkpoint reveals a gap (a purged queue,
+  a message lost or reordered): the runner catches up from the store before going on.
 * Deliveries are applied in batches, each in one transaction with the checkpoint
-  (:class:`~projections.apply.Applier`), and acknowledged only after that commit: a
-  crash before the ack redelivers them, and the checkpoint drops them then.
+  (:class:`~projections.apply.Applier`); the runner tells its feed a batch is done only
+  after that commit, and the projector acknowledges a delivery only once every
+  projection still running is done with it: a crash before the ack redelivers it, and
+  the checkpoint drops it then.
 * An apply that keeps failing is retried with back-off; a batch that still fails is
   applied event by event so the good events before the bad one commit; the bad one,
   after ``max_attempts``, is parked and the projection halts (:class:`PoisonEvent`).
-  It is never skipped. A database that cannot be reached is retried without limit.
+  It is never skipped. A database that cannot be reached is retried without limit,
+  the deliveries waiting meanwhile (the broker's prefetch bounds them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from eventstore import EventStore, RecordedEvent, StoreUnavailable, tracing
-from eventstore.bus import BusError, Delivery, EventBus, QueueSpec, Subscription, encode
+from eventstore.bus import BusError, Delivery, encode
 from eventstore.bus.backoff import Backoff
 from projections.apply import Applier
 from projections.errors import PoisonEvent, ReadModelUnavailable
@@ -60,6 +65,20 @@ class RunnerStatus:
     reason: str | None = None
 
 
+class Feed(Protocol):
+    """The deliveries of one runner, in the order the broker delivered them."""
+
+    async def batch(self, limit: int, stop: asyncio.Event) -> list[Delivery]:
+        """The deliveries ready now, at most ``limit``, waiting for the first; empty
+        once ``stop`` is set or the subscription behind the feed ended."""
+
+    def done(self) -> None:
+        """Every delivery handed out so far is durable or a duplicate."""
+
+    def retire(self) -> None:
+        """This runner takes no more deliveries (its projection halted)."""
+
+
 class _Stopped(Exception):
     """The stop event was set while waiting to retry."""
 
@@ -73,14 +92,12 @@ class _Failed(Exception):
 
 
 class ProjectionRunner:
-    """Builds one projection's read model, from the store and from its queue."""
+    """Builds one projection's read model, from the store and from its feed."""
 
     def __init__(
         self,
         applier: Applier,
         store: EventStore,
-        bus: EventBus,
-        queue: QueueSpec,
         parking: ParkingLot,
         metrics: ProjectorMetrics,
         config: RunnerConfig | None = None,
@@ -89,39 +106,60 @@ class ProjectionRunner:
         self.applier = applier
         self.name = applier.projection.name
         self.store = store
-        self.bus = bus
-        self.queue = queue
         self.parking = parking
         self.metrics = metrics
         self.config = config or RunnerConfig()
         self.observer = observer
         self.status = RunnerStatus()
         self._stop = asyncio.Event()
-        self._acks: set[asyncio.Task[None]] = set()
+        self._prepared = False
 
     @property
     def checkpoint(self) -> int:
         return self.status.checkpoint
 
+    @property
+    def halted(self) -> bool:
+        return self.status.state == "halted"
+
     def _set_checkpoint(self, position: int) -> None:
         self.status.checkpoint = position
         self.metrics.checkpoint.labels(self.name).set(position)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; a poison event halts this projection only (the
-        method then waits for ``stop``, reporting the halt)."""
+    async def follow(self, feed: Feed, stop: asyncio.Event) -> None:
+        """Catch up from the store, then apply ``feed`` until it ends or ``stop`` is
+        set. A poison event halts this projection: the feed is retired, and the runner
+        reports the halt until the process stops."""
         self._stop = stop
-        self.metrics.halted.labels(self.name).set(0)
         try:
-            await self._retrying(self._start)
-            await self._retrying(self._follow)
+            if not self._prepared:
+                self.metrics.halted.labels(self.name).set(0)
+                await self._retrying(self._prepare)
+                await self._retrying(lambda: self.catch_up("start"))
+            else:
+                # A gap may have opened while there was no subscription.
+                await self._retrying(lambda: self.catch_up("resubscribe"))
+            self.status.state, self.status.reason = "live", None
+            while batch := await feed.batch(self.config.batch_size, stop):
+                await self._retrying(lambda: self.handle(batch))
+                feed.done()
+                if self.status.state != "live":  # recovered from a retry
+                    self.status.state, self.status.reason = "live", None
         except PoisonEvent as exc:
+            feed.retire()
             self._halt(exc)
-            await stop.wait()
         except _Stopped:
             pass
-        if self.status.state != "halted":
+
+    def stopped(self) -> None:
+        if not self.halted:
             self.status.state = "stopped"
+
+    def unavailable(self, reason: str) -> None:
+        """The projector's subscription is down (it retries): say so."""
+        if not self.halted:
+            self.status.state, self.status.reason = "retrying", reason
+            self.metrics.retries.labels(self.name, "unavailable").inc()
 
     async def _retrying(self, step: Callable[[], object]) -> None:
         """Run ``step`` until it returns; an unreachable store, database or broker is
@@ -132,17 +170,16 @@ class ProjectionRunner:
                 await step()  # type: ignore[misc]
                 return
             except (StoreUnavailable, ReadModelUnavailable, BusError) as exc:
-                self.status.state, self.status.reason = "retrying", str(exc)
-                self.metrics.retries.labels(self.name, "unavailable").inc()
+                self.unavailable(str(exc))
                 log.warning("projection %s: %s; retrying", self.name, exc)
                 if not await backoff.wait(self._stop):
                     raise _Stopped from exc
         raise _Stopped
 
-    async def _start(self) -> None:
+    async def _prepare(self) -> None:
         await self.applier.ensure_checkpoint()
         self._set_checkpoint(await self.applier.commit([]))
-        await self.catch_up("start")
+        self._prepared = True
 
     async def catch_up(self, reason: str) -> None:
         """Apply the log from the checkpoint to its head (the last position read becomes
@@ -152,68 +189,31 @@ class ProjectionRunner:
         while not self._stop.is_set():
             batch = await self.store.read_all(self.checkpoint, self.config.batch_size)
             if not batch:
-                return
+                break
             await self._apply(batch, {})
             if len(batch) < self.config.batch_size:
-                return
-
-    async def _follow(self) -> None:
-        inbox: asyncio.Queue[Delivery | BaseException] = asyncio.Queue()
-        async with self.bus.consume_queue(self.queue, prefetch=self.config.prefetch) as sub:
-            pump = asyncio.create_task(_pump(sub, inbox), name=f"{self.name} deliveries")
-            try:
-                # A gap may have opened while the subscription was not there.
-                await self.catch_up("resubscribe")
-                self.status.state, self.status.reason = "live", None
-                while batch := await self._next_batch(inbox):
-                    await self.handle(batch)
-            finally:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
-                # Settle what is settled before the subscription closes; anything not
-                # acknowledged by then is delivered again and dropped as a duplicate.
-                await asyncio.gather(*self._acks, return_exceptions=True)
-
-    async def _next_batch(self, inbox: asyncio.Queue[Delivery | BaseException]) -> list[Delivery]:
-        """The deliveries ready now (waiting for the first); empty once stopped."""
-        getter = asyncio.ensure_future(inbox.get())
-        stopper = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not getter.done():
-            getter.cancel()
-            return []
-        items = [getter.result()]
-        while len(items) < self.config.batch_size and not inbox.empty():
-            items.append(inbox.get_nowait())
-        deliveries: list[Delivery] = []
-        for item in items:
-            if isinstance(item, BaseException):
-                raise item
-            deliveries.append(item)
-        return deliveries
+                break
+        if self.status.state == "catching_up":
+            self.status.state, self.status.reason = "live", None
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
-        """Apply a batch of deliveries in order; acknowledge each once it is durable."""
+        """Apply a batch of deliveries in order: when this returns, each of them is
+        durable (committed with the checkpoint) or a duplicate. Safe to call again
+        with the same deliveries."""
         pending: list[Delivery] = []
-        done: list[Delivery] = []
         for delivery in deliveries:
             expected = pending[-1].position if pending else self.checkpoint
             if delivery.position <= expected:
                 self.metrics.duplicates.labels(self.name).inc()
-                done.append(delivery)
             elif delivery.previous_position != expected:
                 await self._commit_deliveries(pending)
                 pending = []
                 await self.catch_up("gap")
-                self.status.state = "live"
-                (done if delivery.position <= self.checkpoint else pending).append(delivery)
+                if delivery.position > self.checkpoint:
+                    pending.append(delivery)
             else:
                 pending.append(delivery)
         await self._commit_deliveries(pending)
-        # Ack point: everything in ``done`` is at or below a committed checkpoint.
-        self._ack_later(done)
 
     async def _commit_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -221,28 +221,11 @@ class ProjectionRunner:
         records = [d.event for d in deliveries]
         await self._apply(records, {d.position: d for d in deliveries})
         now = time.time()
+        lag = self.metrics.lag.labels(self.name)
         for record in records:
-            self.metrics.lag.labels(self.name).observe(now - record.recorded_at.timestamp())
+            lag.observe(now - record.recorded_at.timestamp())
         if self.observer is not None:
             self.observer(self.name, records)
-        # Ack point: the commit above made these deliveries' effect durable.
-        self._ack_later(deliveries)
-
-    def _ack_later(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge in the background while the next batch is applied, so the time
-        the ack takes to leave is not added to the next batch's lag. The task is kept
-        and awaited before the subscription closes."""
-        if not deliveries:
-            return
-        task = asyncio.create_task(_ack_all(deliveries), name=f"{self.name} acks")
-        self._acks.add(task)
-        task.add_done_callback(self._acked)
-
-    def _acked(self, task: asyncio.Task[None]) -> None:
-        self._acks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The broker redelivers what was not acknowledged; the checkpoint drops it.
-            log.warning("projection %s: acks failed: %r", self.name, task.exception())
 
     async def _apply(self, records: Sequence[RecordedEvent], source: dict[int, Delivery]) -> None:
         started = time.time_ns()
@@ -254,7 +237,8 @@ class ProjectionRunner:
             # Find the event that fails: commit one by one, so the good ones before it
             # are kept and the bad one alone is parked.
             for record in records:
-                await self._apply([record], source)
+                if record.position > self.checkpoint:
+                    await self._apply([record], source)
             return
         self._set_checkpoint(position)
         self.metrics.applied.labels(self.name).inc(len(records))
@@ -282,7 +266,10 @@ class ProjectionRunner:
     async def _poison(
         self, record: RecordedEvent, exc: BaseException, delivery: Delivery | None
     ) -> None:
-        """Park the message of ``record`` and raise PoisonEvent; never returns."""
+        """Park the message of ``record`` and raise PoisonEvent; never returns. The
+        event stays in the log and the checkpoint below it, so a restart meets it
+        again; the delivery itself is acknowledged by the projector once the other
+        projections are done with it."""
         error = PoisonEvent(self.name, record.position, record.type, repr(exc))
         previous = delivery.previous_position if delivery else self.checkpoint
         envelope = encode(record, previous)
@@ -290,10 +277,6 @@ class ProjectionRunner:
         # the message would leave nothing for the operator to inspect.
         await self._retrying(lambda: self.parking.park(self.name, envelope, str(error)))
         self.metrics.parked.labels(self.name).inc()
-        if delivery is not None:
-            # Ack point: the message now lives in the parked queue. The event stays in
-            # the log and the checkpoint below it, so a restart meets it again.
-            await delivery.ack()
         raise error from exc
 
     def _halt(self, exc: PoisonEvent) -> None:
@@ -302,22 +285,3 @@ class ProjectionRunner:
         labels = (self.name, exc.event_type, str(exc.position), exc.cause.split("(", 1)[0])
         self.metrics.halt_info.labels(*labels).set(1)
         log.error("%s", exc)
-
-
-async def _ack_all(deliveries: Sequence[Delivery]) -> None:
-    """Acknowledge ``deliveries`` and every delivery before them: one frame for the lot.
-
-    The runner handles deliveries in the order they came and calls this only once each
-    of them, and so each one before them, is durable or a duplicate.
-    """
-    await deliveries[-1].ack_through()
-
-
-async def _pump(source: Subscription, inbox: asyncio.Queue[Delivery | BaseException]) -> None:
-    """Move deliveries from a subscription to ``inbox``; an error ends up there too."""
-    try:
-        async for delivery in source:
-            inbox.put_nowait(delivery)
-        inbox.put_nowait(BusError("the subscription ended"))
-    except Exception as exc:  # handed to the consumer, which retries or stops
-        inbox.put_nowait(exc)

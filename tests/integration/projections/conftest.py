@@ -27,7 +27,7 @@ from eventstore.relay import Relay, RelayConfig, leadership_for
 from projections.bank import bank_projections
 from projections.db import open_engine
 from projections.parking import AmqpParkingLot, parked_queue
-from projections.projector import Projector, queue_specs
+from projections.projector import Projector, queue_spec, queue_specs
 from projections.runner import RunnerConfig
 from tests import services
 
@@ -112,11 +112,13 @@ class Stack:
                 await task
         self.running.clear()
 
-    async def purge(self, projection: str) -> int:
+    async def purge(self) -> int:
+        """Purge the projector's queue; return how many messages it removed."""
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             channel = await connection.channel()
-            queue = await channel.declare_queue(self.topology.queue_name(projection), passive=True)
+            name = self.topology.queue_name(queue_spec().name)
+            queue = await channel.declare_queue(name, passive=True)
             result = await queue.purge()
             return int(result.message_count)
 
@@ -136,8 +138,8 @@ async def delete_broker_objects(amqp_url: str, topology: Topology) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         names = [topology.broadcast]
-        for spec in queue_specs():
-            names += [topology.queue_name(spec.name), parked_queue(topology, spec.name)]
+        names += [topology.queue_name(spec.name) for spec in queue_specs()]
+        names += [parked_queue(topology, p.name) for p in bank_projections()]
         for name in names:
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):

@@ -103,5 +103,7 @@ async def _assert_declared(broker: Broker) -> None:
         topology = broker.topology
         await channel.get_exchange(topology.exchange, ensure=True)
         await channel.get_queue(topology.broadcast, ensure=True)
+        # The projector declares its queue itself, when it first consumes.
         for spec in projection_queues():
-            await channel.get_queue(topology.queue_name(spec.name), ensure=True)
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await channel.get_queue(topology.queue_name(spec.name), ensure=True)
