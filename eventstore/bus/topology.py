@@ -4,8 +4,9 @@ Every name starts with a configurable prefix (``CHRONICLE_BROKER_PREFIX``), so s
 systems, or tests, share one broker without seeing each other's messages:
 
 * ``<prefix>.events``: the durable topic exchange the relay publishes to;
-* ``<prefix>.projection.<name>``: one durable quorum queue per projection with a single
-  active consumer, bound to the routing keys the projection needs;
+* ``<prefix>.projection.<name>``: a consumer's durable quorum queue with a single active
+  consumer, bound to the routing keys it needs (the projector's is
+  ``<prefix>.projection.all``, bound to every event and fanned out to its projections);
 * ``<prefix>.broadcast``: a durable RabbitMQ stream bound to every routing key, read by
   every bridge replica from an offset; retention is bounded by size and age.
 """
