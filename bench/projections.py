@@ -13,6 +13,9 @@
     transactions; this process). Target: p99 <= 100 ms.
 (c) the same with the in-process bus (``memory://``): the relay then runs in this
     process, polling the log the appender process writes to.
+(d) the live apply step alone (``bench.apply_path``): batches of 20 deposits committed
+    through ``Applier.commit`` to both read models, against asyncpg doing the same
+    writes with prepared statements. Figure: CPU of this process per event.
 
 Every process runs as Chronicle's do: on uvloop (`chronicle.runtime.new_event_loop`).
 Wall-clock figures move with whatever else runs on the machine; CPU time per event
@@ -21,6 +24,7 @@ run) barely does, so it is reported too, to compare runs made under different lo
 
 A scratch database (and a broker prefix) is created and dropped by the run.
 Usage: python -m bench.projections [--events 200000] [--seconds 20] [--rate 500]
+       [--apply-batches 1000] [--apply-only]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 
+from bench.apply_path import ApplyRun, apply_path
 from bench.common import create_scratch_database, drop_database, print_table, report
 from bench.lag_appender import Appended, run_on_uvloop
 from chronicle.migrations import all_migrations
@@ -349,7 +354,8 @@ async def _delete_topology(topology: Topology) -> None:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
-        for spec in queue_specs():
+        # The measured projector's queue; the relay declares none (see chronicle/topology.py).
+        for spec in queue_specs([AccountSummaryProjection(), AccountTransactionsProjection()]):
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(topology.queue_name(spec.name))
         with contextlib.suppress(aio_pika.exceptions.AMQPError):
@@ -358,7 +364,34 @@ async def _delete_topology(topology: Topology) -> None:
             await channel.exchange_delete(topology.exchange)
 
 
-async def main(events: int, rate: float, seconds: float) -> None:
+async def measure_apply(batches: int) -> ApplyRun:
+    """(d) on a scratch database of its own, so the earlier parts leave nothing in it."""
+    name, url = await create_scratch_database("bench_projections_apply")
+    try:
+        await migrate(url, all_migrations())
+        return await apply_path(url, batches)
+    finally:
+        await drop_database(name)
+
+
+def _apply_rows(run: ApplyRun) -> list[tuple[str, ...]]:
+    return [
+        ("(d) apply step, raw asyncpg", f"{run.events:,} events", f"{run.raw_seconds:.2f}s",
+         f"{run.raw_rate:,.0f}"),
+        ("(d) apply step, Applier.commit", "batches of 20, 2 models", f"{run.ours_seconds:.2f}s",
+         f"{run.ours_rate:,.0f}"),
+        ("    CPU per event, raw", "", "", f"{run.raw_us:.0f} us"),
+        ("    CPU per event, ours", "", "", f"{run.ours_us:.0f} us"),
+        ("    CPU ours/raw", "", "", f"{run.ours_us / run.raw_us:.2f}"),
+    ]  # fmt: skip
+
+
+async def apply_only(batches: int) -> None:
+    run = await measure_apply(batches)
+    print_table("live apply step (d)", _apply_rows(run), ("case", "size", "time", "events/s"))
+
+
+async def main(events: int, rate: float, seconds: float, apply_batches: int) -> None:
     name, url = await create_scratch_database("bench_projections")
     try:
         await migrate(url, all_migrations())
@@ -377,8 +410,9 @@ async def main(events: int, rate: float, seconds: float) -> None:
         memory = await live_lag(url, rate, seconds, broker="memory://")
     finally:
         await drop_database(name)
+    applied = await measure_apply(apply_batches)
     rebuilt, raw_run = (ours_seconds, ours_cpu), (raw_seconds, raw_cpu)
-    _print_and_report(events, rate, seconds, rebuilt, raw_run, amqp, memory)
+    _print_and_report(events, rate, seconds, rebuilt, raw_run, amqp, memory, applied)
 
 
 def _us(cpu: float | None, events: float) -> int | None:
@@ -394,6 +428,7 @@ def _print_and_report(
     raw_run: tuple[float, float],
     amqp: LiveRun,
     memory: LiveRun,
+    applied: ApplyRun,
 ) -> None:
     """The table for a reader, then the one JSON line of the run."""
     (ours_seconds, ours_cpu), (raw_seconds, raw_cpu) = rebuilt, raw_run
@@ -429,6 +464,7 @@ def _print_and_report(
              f"{_us(memory.appender_cpu, sent)} us"),
             ("    CPU per event, this process", "relay included", "",
              f"{_us(memory.cpu, sent)} us"),
+            *_apply_rows(applied),
         ],
         ("case", "size", "time", "rows/s or lag"),
     )  # fmt: skip
@@ -453,6 +489,12 @@ def _print_and_report(
         memory_bus_lag_samples=len(memory_lags),
         memory_bus_cpu_us_per_event=_us(memory.cpu, sent),
         memory_bus_appender_cpu_us_per_event=_us(memory.appender_cpu, sent),
+        apply_events=applied.events,
+        apply_cpu_us_per_event=round(applied.ours_us),
+        apply_raw_cpu_us_per_event=round(applied.raw_us),
+        apply_cpu_ratio=round(applied.ours_us / applied.raw_us, 2),
+        apply_events_per_s=round(applied.ours_rate),
+        apply_raw_events_per_s=round(applied.raw_rate),
     )
 
 
@@ -461,5 +503,12 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000, help="log size for the rebuild")
     parser.add_argument("--rate", type=float, default=500.0, help="events/s for the lag run")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the lag run")
+    parser.add_argument(
+        "--apply-batches", type=int, default=1000, help="batches of 20 for the apply step (d)"
+    )
+    parser.add_argument("--apply-only", action="store_true", help="run (d) alone")
     args = parser.parse_args()
-    run_on_uvloop(main(args.events, args.rate, args.seconds))
+    if args.apply_only:
+        run_on_uvloop(apply_only(args.apply_batches))
+    else:
+        run_on_uvloop(main(args.events, args.rate, args.seconds, args.apply_batches))

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.tables import CHECKPOINTS, checkpoints_table
 
 CHECKPOINT_TABLE = checkpoints_table()
 _TABLE = CHECKPOINT_TABLE
+
+# Built once: a fresh statement per batch cost more to build and hash (the compiled
+# cache's key) than to run.
+_LOCK = select(_TABLE.c.position).where(_TABLE.c.projection == bindparam("name")).with_for_update()
+_SAVE = (
+    _TABLE.update()
+    .where(_TABLE.c.projection == bindparam("name"))
+    .values(position=bindparam("position"), updated_at=bindparam("now"))
+)
 
 _ENSURE = text(
     f"INSERT INTO {CHECKPOINTS} (projection, position, updated_at)"
@@ -36,19 +45,14 @@ async def lock_checkpoint(conn: AsyncConnection, name: str) -> int:
     projector replicas, or a replay's swap, can never apply the same event twice or
     interleave their changes. The row must exist (:func:`ensure_checkpoint`).
     """
-    query = select(_TABLE.c.position).where(_TABLE.c.projection == name).with_for_update()
-    position = (await conn.execute(query)).scalar_one_or_none()
+    position = (await conn.execute(_LOCK, {"name": name})).scalar_one_or_none()
     if position is None:
         raise LookupError(f"no checkpoint row for projection {name!r}")
     return int(position)
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
-    await conn.execute(
-        _TABLE.update()
-        .where(_TABLE.c.projection == name)
-        .values(position=position, updated_at=_now())
-    )
+    await conn.execute(_SAVE, {"name": name, "position": position, "now": _now()})
 
 
 async def delete_checkpoint(conn: AsyncConnection, name: str) -> None:
