@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventstore import RecordedEvent
-from projections.checkpoints import ensure_checkpoint, lock_checkpoint, save_checkpoint
+from projections.checkpoints import advance_checkpoint, ensure_checkpoint, lock_checkpoint
 from projections.errors import ReadModelUnavailable
 from projections.projection import Projection, decode
 
@@ -64,15 +64,19 @@ class Applier:
         """
         try:
             async with self.engine.begin() as conn:
-                current = await lock_checkpoint(conn, self.checkpoint_name)
-                if not records or records[-1].position <= current:
+                if not records:
+                    return await lock_checkpoint(conn, self.checkpoint_name)
+                # Locked and moved first, in one round trip: the move commits with the
+                # changes below or rolls back with them, like a save at the end would.
+                last = records[-1].position
+                current = await advance_checkpoint(conn, self.checkpoint_name, last)
+                if last <= current:
                     return current
                 handles = self.projection.handles
                 fresh = [decode(r) for r in records if r.position > current and r.type in handles]
                 if fresh:
                     await self.projection.apply(conn, self.tables, fresh)
-                await save_checkpoint(conn, self.checkpoint_name, records[-1].position)
-                return records[-1].position
+                return last
         except Exception as exc:
             if is_unavailable(exc):
                 raise ReadModelUnavailable(f"read database unavailable: {exc}") from exc

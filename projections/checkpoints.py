@@ -22,6 +22,19 @@ _SAVE = (
     .values(position=bindparam("position"), updated_at=bindparam("now"))
 )
 
+_ADVANCE = text(
+    f"WITH prior AS (SELECT position FROM {CHECKPOINTS} WHERE projection = :name FOR UPDATE)"
+    f" UPDATE {CHECKPOINTS} SET position = GREATEST({CHECKPOINTS}.position, :position),"
+    f" updated_at = CASE WHEN {CHECKPOINTS}.position < :position THEN :now"
+    f" ELSE {CHECKPOINTS}.updated_at END"
+    f" FROM prior WHERE {CHECKPOINTS}.projection = :name RETURNING prior.position"
+)
+"""PostgreSQL: lock the row, move it forward (never back) and return where it was, in
+one round trip. The CTE's ``FOR UPDATE`` waits for a concurrent writer of the row and
+then returns the version it committed (READ COMMITTED re-reads a row it waited for), so
+``prior`` is never older than the last commit; the UPDATE re-checks that same latest
+version before changing it."""
+
 _ENSURE = text(
     f"INSERT INTO {CHECKPOINTS} (projection, position, updated_at)"
     " VALUES (:projection, 0, :now) ON CONFLICT (projection) DO NOTHING"
@@ -49,6 +62,26 @@ async def lock_checkpoint(conn: AsyncConnection, name: str) -> int:
     if position is None:
         raise LookupError(f"no checkpoint row for projection {name!r}")
     return int(position)
+
+
+async def advance_checkpoint(conn: AsyncConnection, name: str, position: int) -> int:
+    """Lock ``name``'s row as :func:`lock_checkpoint` does, move it to ``position`` unless
+    it is there or beyond already, and return the position it had before.
+
+    The move belongs to the caller's transaction: if what the caller applies after it
+    fails, the rollback takes the checkpoint back with it. One statement on PostgreSQL;
+    SQLite's writer transactions hold the write lock already, so two cost little there.
+    """
+    if conn.dialect.name != "postgresql":
+        prior = await lock_checkpoint(conn, name)
+        if position > prior:
+            await save_checkpoint(conn, name, position)
+        return prior
+    params = {"name": name, "position": position, "now": _now()}
+    found = (await conn.execute(_ADVANCE, params)).scalar_one_or_none()
+    if found is None:
+        raise LookupError(f"no checkpoint row for projection {name!r}")
+    return int(found)
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
