@@ -126,17 +126,36 @@ def event_from_json(body: bytes) -> RecordedEvent:
     try:
         # from_json raises ValueError on malformed JSON and invalid UTF-8 alike.
         raw = from_json(body)
-        return RecordedEvent(
-            event_id=UUID(_typed(raw, "event_id", str)),
-            stream_id=_typed(raw, "stream_id", str),
-            version=_typed(raw, "version", int),
-            position=_typed(raw, "position", int),
-            type=_typed(raw, "type", str),
-            data=_typed(raw, "data", dict),
-            metadata=_typed(raw, "metadata", dict),
-            recorded_at=datetime.fromisoformat(_typed(raw, "recorded_at", str)),
-        )
+        event_id, stream_id, version = raw["event_id"], raw["stream_id"], raw["version"]
+        position, type_, data = raw["position"], raw["type"], raw["data"]
+        metadata, recorded_at = raw["metadata"], raw["recorded_at"]
     except (ValueError, TypeError, KeyError) as exc:
+        raise MessageDecodeError(f"not an event message: {exc}") from exc
+    # The parser makes exact str, int and dict objects (a bool is no int), so identity
+    # tests of the types cover every field; the slow path only names the culprit.
+    if not (
+        type(event_id) is str
+        and type(stream_id) is str
+        and type(version) is int
+        and type(position) is int
+        and type(type_) is str
+        and type(data) is dict
+        and type(metadata) is dict
+        and type(recorded_at) is str
+    ):
+        raise MessageDecodeError(f"not an event message: {_mistyped(raw)}")
+    try:
+        return RecordedEvent(
+            event_id=UUID(event_id),
+            stream_id=stream_id,
+            version=version,
+            position=position,
+            type=type_,
+            data=data,
+            metadata=metadata,
+            recorded_at=datetime.fromisoformat(recorded_at),
+        )
+    except ValueError as exc:
         raise MessageDecodeError(f"not an event message: {exc}") from exc
 
 
@@ -148,8 +167,20 @@ def previous_position_of(headers: Mapping[str, Any] | None) -> int:
     return value
 
 
-def _typed(raw: Any, key: str, kind: type) -> Any:
-    value = raw[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"{key} must be {kind.__name__}, got {type(value).__name__}")
-    return value
+_KINDS = {
+    "event_id": str,
+    "stream_id": str,
+    "version": int,
+    "position": int,
+    "type": str,
+    "data": dict,
+    "metadata": dict,
+    "recorded_at": str,
+}
+
+
+def _mistyped(raw: dict[str, Any]) -> str:
+    for key, kind in _KINDS.items():
+        if type(raw[key]) is not kind:
+            return f"{key} must be {kind.__name__}, got {type(raw[key]).__name__}"
+    return "no field is mistyped"

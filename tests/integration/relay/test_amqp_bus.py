@@ -7,7 +7,7 @@ import pytest
 
 from eventstore.bus import BusUnavailable, TopologyMismatch
 from tests.integration.relay.conftest import Broker
-from tests.integration.relay.test_bus_contract import events, take
+from tests.integration.relay.test_bus_contract import events, nothing_more, take
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
@@ -48,3 +48,45 @@ async def test_an_unreachable_broker_is_unavailable_until_it_is_back(
     await bus.publish(events(3))
     async with direct.consume_queue(spec) as subscription:
         assert [d.position for d in await take(subscription, 2)] == [1, 3]
+
+
+async def test_a_broadcast_reader_resumes_after_its_last_offset_when_the_broker_is_back(
+    broker: Broker,
+    rabbitmq_proxy: tuple[TcpProxy, str],
+) -> None:
+    proxy, proxied_url = rabbitmq_proxy
+    direct = broker.bus()
+    await direct.declare()
+    await direct.publish(events(*range(1, 11)))
+    async with broker.bus(proxied_url).consume_broadcast(start="first") as reader:
+        assert [d.position for d in await take(reader, 5)] == [1, 2, 3, 4, 5]
+        await proxy.outage()
+        await direct.publish(events(*range(11, 16)))
+        await proxy.resume()
+        # What was buffered before the loss comes first, then the stream from the
+        # offset after the last delivery handed out: no gap and no duplicate.
+        assert [d.position for d in await take(reader, 10)] == list(range(6, 16))
+        assert await nothing_more(reader)
+
+
+async def test_settling_a_delivery_of_a_lost_channel_settles_nothing_on_the_next(
+    broker: Broker,
+    rabbitmq_proxy: tuple[TcpProxy, str],
+) -> None:
+    proxy, proxied_url = rabbitmq_proxy
+    spec = broker.queue("stale")
+    direct = broker.bus()
+    await direct.declare([spec])
+    await direct.publish(events(1, 2, 3))
+    async with broker.bus(proxied_url).consume_queue(spec) as subscription:
+        held = await take(subscription, 3, ack=False)
+        await proxy.outage()
+        await proxy.resume()
+        again = await take(subscription, 3, ack=False)
+        assert [(d.position, d.redelivered) for d in again] == [(1, True), (2, True), (3, True)]
+        # Their tags mean other messages on the new channel: settling them must not
+        # reach it (it goes nowhere, the old channel being gone).
+        await held[-1].ack_through()
+        await held[0].nack(requeue=False)
+    async with direct.consume_queue(spec) as after:
+        assert [d.position for d in await take(after, 3)] == [1, 2, 3]
