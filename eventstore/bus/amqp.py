@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,10 +84,13 @@ class _Target:
     def healthy(self) -> bool:
         return not self.channel.is_closed
 
-    async def send(self, envelope: Envelope) -> None:
+    def send(self, envelope: Envelope) -> Awaitable[object]:
+        """Publish ``envelope``; the awaitable ends with its confirm. The channel's call
+        is returned as it is, without a coroutine of ours around it: one frame less for
+        every message."""
         # wait=False: the frame is queued for the socket without waiting for it to be
         # written; the confirm is what we wait for.
-        await self.underlay.basic_publish(
+        return self.underlay.basic_publish(  # type: ignore[no-any-return]
             envelope.body,
             exchange=self.exchange,
             routing_key=envelope.routing_key,
