@@ -70,6 +70,20 @@ async def _opened_account(world: World, account: str) -> list[RecordedEvent]:
     )
 
 
+async def _both_models(world: World, account: str) -> tuple[_Deliveries, Fanout]:
+    """Both account models' checkpoints, an opened account's events handed to a fan-out
+    of two feeds (one per model)."""
+    projections: list[Projection] = [AccountSummaryProjection(), AccountTransactionsProjection()]
+    for projection in projections:
+        await Applier(projection, world.engine).ensure_checkpoint()
+    records = await _opened_account(world, account)
+    deliveries = _Deliveries(world, projections)
+    fanout = Fanout(2)
+    for delivery in deliveries.chain(records):
+        fanout.put(delivery)
+    return deliveries, fanout
+
+
 async def test_acks_come_after_the_commit_and_duplicates_are_acked_without_effect(
     world: World,
 ) -> None:
@@ -108,17 +122,11 @@ async def test_acks_come_after_the_commit_and_duplicates_are_acked_without_effec
 async def test_a_delivery_is_acked_once_every_running_projection_has_committed_it(
     world: World,
 ) -> None:
-    projections: list[Projection] = [AccountSummaryProjection(), AccountTransactionsProjection()]
-    runners = [_runner(world, p) for p in projections]
-    for runner in runners:
-        await runner.applier.ensure_checkpoint()
-    records = await _opened_account(world, "k2")
-    deliveries = _Deliveries(world, projections)
-    fanout = Fanout(2)
+    deliveries, fanout = await _both_models(world, "k2")
+    runners = [_runner(world, p) for p in deliveries.projections]
+    records = [d.event for d in deliveries.handed]
     fast, slow = fanout.feeds
     stop = asyncio.Event()
-    for delivery in deliveries.chain(records):
-        fanout.put(delivery)
 
     await runners[0].handle(await fast.batch(100, stop))
     fast.done()
@@ -140,16 +148,11 @@ async def test_a_delivery_is_acked_once_every_running_projection_has_committed_i
 
 
 async def test_a_retired_feed_no_longer_holds_acks_back(world: World) -> None:
-    projections: list[Projection] = [AccountSummaryProjection(), AccountTransactionsProjection()]
-    runner = _runner(world, projections[0])
-    await runner.applier.ensure_checkpoint()
-    records = await _opened_account(world, "k3")
-    deliveries = _Deliveries(world, projections)
-    fanout = Fanout(2)
+    deliveries, fanout = await _both_models(world, "k3")
+    runner = _runner(world, deliveries.projections[0])
+    records = [d.event for d in deliveries.handed]
     live, halted = fanout.feeds
     stop = asyncio.Event()
-    for delivery in deliveries.chain(records):
-        fanout.put(delivery)
     await runner.handle(await live.batch(100, stop))
     live.done()
     await fanout.settled()
