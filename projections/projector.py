@@ -46,7 +46,8 @@ EVERY_PROJECTION = "all"
 
 
 def queue_spec(projections: Iterable[Projection] | None = None) -> QueueSpec:
-    """The broker queue of a projector running ``projections`` (all by default).
+    """The broker queue of a projector running ``projections`` (all by default):
+    ``all``, or ``only-<name>-<name>…`` for a subset.
 
     Replicas running the same projections share it (one consumes, the others stand
     by); a projector running a subset has a queue of its own, named after the subset,
@@ -54,7 +55,11 @@ def queue_spec(projections: Iterable[Projection] | None = None) -> QueueSpec:
     """
     everything = sorted(p.name for p in bank_projections())
     chosen = everything if projections is None else sorted({p.name for p in projections})
-    return QueueSpec(EVERY_PROJECTION if chosen == everything else "-".join(chosen), ALL_EVENTS)
+    if chosen == everything:
+        return QueueSpec(EVERY_PROJECTION, ALL_EVENTS)
+    # "only-" keeps these apart from the queues of one projection each that an earlier
+    # topology had (chronicle migrate removes those).
+    return QueueSpec("only-" + "-".join(chosen), ALL_EVENTS)
 
 
 def queue_specs(projections: Iterable[Projection] | None = None) -> list[QueueSpec]:

@@ -86,7 +86,9 @@ async def test_up_runs_the_system_on_an_sqlite_file_and_stops_cleanly(tmp_path: 
 @pytest.mark.rabbitmq
 def test_migrate_declares_the_broker_topology_idempotently(pg_url: str, broker: Broker) -> None:
     broker.queues.extend(spec.name for spec in projection_queues())
+    broker.queues.extend(["account_summary", "transfers"])
     env = _clean_env(CHRONICLE_EVENTSTORE_URL=pg_url, **broker.env())
+    asyncio.run(_migrate_over_queues_per_projection(broker, env))
     for _ in range(2):
         done = subprocess.run(
             [CHRONICLE, "migrate"], env=env, capture_output=True, text=True, timeout=60
@@ -94,6 +96,41 @@ def test_migrate_declares_the_broker_topology_idempotently(pg_url: str, broker: 
         assert done.returncode == 0, done.stderr
         assert f"topology {broker.prefix!r} declared" in done.stdout
     asyncio.run(_assert_declared(broker))
+
+
+async def _migrate_over_queues_per_projection(broker: Broker, env: dict[str, str]) -> None:
+    """Queues of the earlier topology (one per projection): migrate deletes the unused
+    one and leaves, naming it, the one a consumer still holds."""
+    topology = broker.topology
+    unused, consumed = topology.queue_name("account_summary"), topology.queue_name("transfers")
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        channel = await connection.channel()
+        for name in (unused, consumed):
+            queue = await channel.declare_queue(
+                name, durable=True, arguments=topology.queue_arguments()
+            )
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=unused)
+
+        async def ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+
+        await queue.consume(ack)  # holds ``consumed``
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [CHRONICLE, "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"deleted the earlier queues per projection: {unused}" in done.stdout
+        assert f"left in place (delete once unused): {consumed}" in done.stdout
+        check = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await check.declare_queue(unused, passive=True)
+        assert (await channel.declare_queue(consumed, passive=True)).name == consumed
 
 
 async def _assert_declared(broker: Broker) -> None:
