@@ -86,7 +86,8 @@ class _Feed:
         self._arrived = asyncio.Event()
         self._handed = 0
         self._closed = False
-        self.retired = False
+        self.done_through = 0
+        """The sequence number of the last delivery this runner is done with."""
 
     def put(self, seq: int, delivery: Delivery) -> None:
         self._items.append((seq, delivery))
@@ -116,13 +117,13 @@ class _Feed:
         return batch
 
     def done(self) -> None:
-        self._fanout.advance(self, self._handed)
+        self.done_through = self._handed
+        self._fanout.advance()
 
     def retire(self) -> None:
-        self.retired = True
         self._items.clear()
         self.close()
-        self._fanout.advance(self, self._handed)
+        self._fanout.retire(self)
 
 
 class Fanout:
@@ -132,7 +133,7 @@ class Fanout:
 
     def __init__(self, count: int) -> None:
         self.feeds = [_Feed(self) for _ in range(count)]
-        self._done = {id(feed): 0 for feed in self.feeds}
+        self._running = list(self.feeds)
         self._unacked: deque[tuple[int, Delivery]] = deque()
         self._seq = 0
         self._acks: set[asyncio.Task[None]] = set()
@@ -140,20 +141,25 @@ class Fanout:
     def put(self, delivery: Delivery) -> None:
         self._seq += 1
         self._unacked.append((self._seq, delivery))
-        running = [feed for feed in self.feeds if not feed.retired]
-        for feed in running:
+        for feed in self._running:
             feed.put(self._seq, delivery)
-        if not running:
+        if not self._running:
             self._ack_through(self._seq)
 
     def close(self) -> None:
         for feed in self.feeds:
             feed.close()
 
-    def advance(self, feed: _Feed, seq: int) -> None:
-        self._done[id(feed)] = seq
-        running = [self._done[id(f)] for f in self.feeds if not f.retired]
-        self._ack_through(min(running) if running else self._seq)
+    def advance(self) -> None:
+        """Acknowledge what every running feed is done with."""
+        running = self._running
+        self._ack_through(min(f.done_through for f in running) if running else self._seq)
+
+    def retire(self, feed: _Feed) -> None:
+        """``feed`` takes no more deliveries; the others' progress alone counts now."""
+        if feed in self._running:
+            self._running.remove(feed)
+        self.advance()
 
     def _ack_through(self, seq: int) -> None:
         last: Delivery | None = None
