@@ -254,21 +254,34 @@ class Collector:
     def has_all(self, events: list[RecordedEvent]) -> bool:
         return {e.event_id for e in events} <= self.ids()
 
-    def apply_like_a_consumer(self) -> tuple[list[RecordedEvent], int]:
+    def apply_like_a_consumer(self, *relays: RelayProcess) -> tuple[list[RecordedEvent], int]:
         """Replay the deliveries as a projection would: skip positions already applied,
         and check that every new one follows the last applied (no gap, no disorder).
-        Returns the applied events and how many duplicates were skipped."""
+        Returns the applied events and how many duplicates were skipped. A failure
+        shows the deliveries around the culprit and the logs of ``relays``."""
         applied: list[RecordedEvent] = []
         seen: dict[UUID, int] = {}
         duplicates = 0
-        for delivery in self.deliveries:
+        for index, delivery in enumerate(self.deliveries):
             event = delivery.event
             last = applied[-1].position if applied else 0
             if event.position <= last:
-                assert seen.get(event.event_id) == event.position, f"{event} is no duplicate"
+                if seen.get(event.event_id) != event.position:
+                    raise AssertionError(self._report(f"{event} is no duplicate", index, relays))
                 duplicates += 1
                 continue
-            assert delivery.previous_position == last, f"gap before {event.position}"
+            if delivery.previous_position != last:
+                raise AssertionError(self._report(f"gap before {event.position}", index, relays))
             applied.append(event)
             seen[event.event_id] = event.position
         return applied, duplicates
+
+    def _report(self, problem: str, index: int, relays: tuple[RelayProcess, ...]) -> str:
+        window = self.deliveries[max(0, index - 25) : index + 45]
+        lines = [
+            f"{'>' if d is self.deliveries[index] else ' '} position={d.position} "
+            f"previous={d.previous_position} redelivered={d.redelivered}"
+            for d in window
+        ]
+        logs = [f"--- {relay.log_path.name}\n{relay.log()[-6000:]}" for relay in relays]
+        return "\n".join([problem, f"deliveries {len(self.deliveries)}:", *lines, *logs])

@@ -48,7 +48,7 @@ async def test_a_relay_killed_mid_stream_loses_nothing(
         await wait_until(lambda: collector.has_all(appended), 30, "every event after restart")
         await second.wait_ready()
     assert published_before_kill < 1000  # killed mid-stream
-    applied, duplicates = collector.apply_like_a_consumer()
+    applied, duplicates = collector.apply_like_a_consumer(first, second)
     assert applied == sorted(appended, key=lambda e: e.position)
     assert len(collector.deliveries) == len(applied) + duplicates
     assert second.terminate() == 0, second.log()
@@ -91,6 +91,6 @@ async def test_two_relays_one_publishes_the_standby_takes_over(
         takeover = time.monotonic() - killed
     assert await standby.metric("chronicle_relay_active") == 1
     assert takeover < 5, f"the standby took {takeover:.1f}s to take over"
-    applied, _ = collector.apply_like_a_consumer()
+    applied, _ = collector.apply_like_a_consumer(active, standby)
     assert applied == sorted([*first, *second], key=lambda e: e.position)
     assert standby.terminate() == 0, standby.log()
