@@ -148,10 +148,11 @@ class AmqpBus(EventBus):
     async def _publishing_target(self) -> _Target:
         if self._closed:
             raise BusClosed("the bus is closed")
-        target = self._target
-        if target is not None and target.healthy:
-            return target
-        # One opener at a time, first come first served, so calls keep their order.
+        # Every call takes its turn here, even when the channel is open: calls that
+        # queued while it was opening are let through one per turn of the event loop,
+        # and a call that went straight to the open channel meanwhile would overtake
+        # them. The lock is first come first served, and taking it costs no suspension
+        # when nobody waits, which is the usual case.
         async with self._open_lock:
             target = self._target
             if target is not None and target.healthy:

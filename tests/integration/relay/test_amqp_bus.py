@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 import pytest
 
@@ -90,3 +92,22 @@ async def test_settling_a_delivery_of_a_lost_channel_settles_nothing_on_the_next
         await held[0].nack(requeue=False)
     async with direct.consume_queue(spec) as after:
         assert [d.position for d in await take(after, 3)] == [1, 2, 3]
+
+
+async def test_calls_made_while_the_channel_opens_and_after_it_keep_call_order(
+    broker: Broker,
+) -> None:
+    spec = broker.queue("order")
+    await broker.bus().declare([spec])
+    bus = broker.bus()  # fresh: its first call opens the publishing channel
+    count = 1000
+    calls = []
+    for position in range(1, count + 1):
+        calls.append(asyncio.create_task(bus.publish(events(position))))
+        # One call per turn of the loop: the first ones queue while the channel opens,
+        # the next ones come while those queued calls are being let through.
+        await asyncio.sleep(0)
+    await asyncio.gather(*calls)
+    async with broker.bus().consume_queue(spec, prefetch=count) as subscription:
+        got = [d.position for d in await take(subscription, count)]
+    assert got == list(range(1, count + 1))
