@@ -24,7 +24,12 @@ run) barely does, so it is reported too, to compare runs made under different lo
 
 A scratch database (and a broker prefix) is created and dropped by the run.
 Usage: python -m bench.projections [--events 200000] [--seconds 20] [--rate 500]
-       [--apply-batches 1000] [--apply-only]
+       [--apply-batches 1000] [--apply-only] [--lag-only]
+
+``--lag-only`` runs (b) alone, on a log of ``--events`` (20,000 is plenty: the lag
+run starts the relay at the head), and prints the lag figures with the CPU per event
+of each process; it ends with the same kind of JSON line, the memory-bus lag (c) as
+the baseline.
 """
 
 from __future__ import annotations
@@ -391,6 +396,45 @@ async def apply_only(batches: int) -> None:
     print_table("live apply step (d)", _apply_rows(run), ("case", "size", "time", "events/s"))
 
 
+async def lag_only(events: int, rate: float, seconds: float) -> None:
+    name, url = await create_scratch_database("bench_projections_lag")
+    try:
+        await migrate(url, all_migrations())
+        store = await open_event_store(url)
+        try:
+            await populate(store, events)
+        finally:
+            await store.close()
+        amqp = await live_lag(url, rate, seconds)
+        memory = await live_lag(url, rate, seconds, broker="memory://")
+    finally:
+        await drop_database(name)
+    sent = rate * seconds
+    rows = []
+    for label, run in (("(b) RabbitMQ", amqp), ("(c) in-process bus", memory)):
+        p50, p99 = percentile(run.lags, 0.5) * 1000, percentile(run.lags, 0.99) * 1000
+        relay = "in this process" if run.relay_cpu is None else f"{_us(run.relay_cpu, sent)} us"
+        rows.append((label, f"{p50:.1f} ms", f"{p99:.1f} ms", f"{_us(run.cpu, sent)} us", relay))
+    print_table(
+        f"live lag at {rate:.0f} events/s for {seconds:.0f}s",
+        rows,
+        ("path", "p50", "p99", "CPU/event, projector", "CPU/event, relay"),
+    )
+    p99 = percentile(amqp.lags, 0.99) * 1000
+    m99 = percentile(memory.lags, 0.99) * 1000
+    report(
+        "projections_lag",
+        round(p99, 1),
+        round(m99, 1),
+        "ms p99",
+        lag_p50_ms=round(percentile(amqp.lags, 0.5) * 1000, 1),
+        memory_bus_lag_p50_ms=round(percentile(memory.lags, 0.5) * 1000, 1),
+        lag_cpu_us_per_event=_us(amqp.cpu, sent),
+        relay_cpu_us_per_event=_us(amqp.relay_cpu, sent),
+        appender_cpu_us_per_event=_us(amqp.appender_cpu, sent),
+    )
+
+
 async def main(events: int, rate: float, seconds: float, apply_batches: int) -> None:
     name, url = await create_scratch_database("bench_projections")
     try:
@@ -507,8 +551,11 @@ if __name__ == "__main__":
         "--apply-batches", type=int, default=1000, help="batches of 20 for the apply step (d)"
     )
     parser.add_argument("--apply-only", action="store_true", help="run (d) alone")
+    parser.add_argument("--lag-only", action="store_true", help="run (b) and (c) alone")
     args = parser.parse_args()
     if args.apply_only:
         run_on_uvloop(apply_only(args.apply_batches))
+    elif args.lag_only:
+        run_on_uvloop(lag_only(args.events, args.rate, args.seconds))
     else:
         run_on_uvloop(main(args.events, args.rate, args.seconds, args.apply_batches))
