@@ -7,22 +7,31 @@ hub's position was noted, so it covered every event up to that position. Then th
 pending events above the subscription's cursor are sent and the subscription turns
 live in the same step (no await in between), so nothing falls between the two
 sources and nothing comes twice: every send requires a position above the cursor.
+``caught_up`` is queued in that same step too, so it reaches the client before any
+live event.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ws_bridge.context import BridgeContext
 from ws_bridge.fanout import Subscription
 from ws_bridge.protocol import caught_up, encode_event
 
-Put = Callable[[bytes], Awaitable[None]]
-"""Queue a frame for the client, waiting for room (a backfill may wait; the fan-out never)."""
+
+class Outbox(Protocol):
+    """Where a backfill's frames go: the client's outbound queue."""
+
+    async def put(self, frame: bytes) -> None:
+        """Queue ``frame``, waiting for room (a backfill may wait; the fan-out never)."""
+
+    def put_nowait(self, frame: bytes) -> None:
+        """Send or queue ``frame`` at once, even one past the queue's bound."""
 
 
-async def backfill(context: BridgeContext, sub: Subscription, after: int, put: Put) -> None:
+async def backfill(context: BridgeContext, sub: Subscription, after: int, outbox: Outbox) -> None:
     """Send ``sub`` every matching event after ``after``, then ``caught_up``; live after.
 
     ``sub`` must be registered with the fan-out and in backfill mode (``pending`` set,
@@ -30,20 +39,23 @@ async def backfill(context: BridgeContext, sub: Subscription, after: int, put: P
     """
     async with context.backfills:
         context.metrics.backfills.inc()
-        await _read_log(context, sub, after, put)
+        await _read_log(context, sub, after, outbox)
     assert sub.pending is not None
     while sub.pending:
         encoded = sub.pending.popleft()
         if encoded.position > sub.cursor:
             sub.cursor = encoded.position
-            await put(encoded.frame(sub.prefix))
-    # Live from here: no await between the empty buffer and this switch.
+            await outbox.put(encoded.frame(sub.prefix))
+    # Live from here: no await between the empty buffer and this switch, nor between
+    # the switch and queueing caught_up. Waiting for room for it would let a live
+    # event reach the client first, and the client, resuming from caught_up's
+    # position later, would get that event twice. One frame past the bound is fine.
     sub.pending = None
     sub.cursor = max(sub.cursor, context.hub.position)
-    await put(caught_up(sub.id, sub.cursor))
+    outbox.put_nowait(caught_up(sub.id, sub.cursor))
 
 
-async def _read_log(context: BridgeContext, sub: Subscription, after: int, put: Put) -> None:
+async def _read_log(context: BridgeContext, sub: Subscription, after: int, outbox: Outbox) -> None:
     page_size = context.settings.bridge_backfill_page
     categories = sub.filter.read_categories()
     types = sub.filter.types or None
@@ -56,7 +68,7 @@ async def _read_log(context: BridgeContext, sub: Subscription, after: int, put: 
         for event in page:
             if event.position > sub.cursor and sub.filter.matches(event):
                 sub.cursor = event.position
-                await put(encode_event(event).frame(sub.prefix))
+                await outbox.put(encode_event(event).frame(sub.prefix))
                 context.metrics.backfilled.inc()
         if len(page) < page_size:
             # The read reached the log's head, which is at or past ``covered``.

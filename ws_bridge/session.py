@@ -115,6 +115,10 @@ class Session:
                 self._room = asyncio.Event()
             self._room.clear()
             await self._room.wait()
+        self.put_nowait(frame)
+
+    def put_nowait(self, frame: bytes) -> None:
+        """Send or queue ``frame`` now, after whatever is queued, even past the bound."""
         if self._closing:
             return
         if self._writer is None and self._has_room():
@@ -265,7 +269,7 @@ class Session:
 
     async def _backfill(self, sub: Subscription, after: int) -> None:
         try:
-            await backfill(self._context, sub, after, self.put)
+            await backfill(self._context, sub, after, self)
         except StoreUnavailable as exc:
             log.warning("bridge: backfill of %r failed: %s", sub.id, exc)
             self.push(protocol.error("store_unavailable", "resume later", sub.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -43,8 +44,28 @@ class RecordingSink:
     async def put(self, frame: bytes) -> None:
         self.frames.append(json.loads(frame))
 
+    def put_nowait(self, frame: bytes) -> None:
+        self.frames.append(json.loads(frame))
+
     def overflow(self) -> None:
         self.overflowed = True
 
     def positions(self, op: str = "event") -> list[int]:
         return [f["position"] for f in self.frames if f["op"] == op]
+
+
+class FullSink(RecordingSink):
+    """A client whose queue is full for frames that wait for room (a backfill's): they
+    are taken only once the test calls :meth:`make_room`; the fan-out's frames are
+    taken at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._room = asyncio.Event()
+
+    async def put(self, frame: bytes) -> None:
+        await self._room.wait()
+        await super().put(frame)
+
+    def make_room(self) -> None:
+        self._room.set()

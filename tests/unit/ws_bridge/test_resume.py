@@ -21,7 +21,7 @@ from ws_bridge.protocol import Filter
 from ws_bridge.resume import backfill, start_backfill
 from ws_bridge.settings import BridgeSettings
 
-from .helpers import RecordingSink
+from .helpers import FullSink, RecordingSink
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def test_backfill_then_live_without_gap_or_duplicate(
     sub = Subscription("s", Filter(), sink, 100)
     start_backfill(sub, 2, 100)
     h.fanout.add(sub)
-    backfilling = asyncio.create_task(backfill(h.context, sub, 2, sink.put))
+    backfilling = asyncio.create_task(backfill(h.context, sub, 2, sink))
     # Live events arrive while the log is being read; some overlap what it reads.
     later = await h.append(5, "account-b")
     await h.publish(later)
@@ -114,7 +114,7 @@ async def test_resume_ahead_of_the_replica_skips_what_the_client_has(
     sub = Subscription("s", Filter(streams=frozenset({"account-a"})), sink, 100)
     start_backfill(sub, events[3].position, 100)
     h.fanout.add(sub)
-    await backfill(h.context, sub, events[3].position, sink.put)
+    await backfill(h.context, sub, events[3].position, sink)
     await h.publish(events)
     await h.wait_position(events[-1].position)
     assert sink.positions() == [e.position for e in events[4:]]
@@ -151,5 +151,34 @@ async def test_duplicates_from_the_bus_are_dropped(store: EventStore, bus: Event
     await h.publish(extra)
     await h.wait_position(extra[0].position)
     assert sink.positions() == [e.position for e in events + extra]
+    stop.set()
+    await task
+
+
+async def test_caught_up_comes_before_live_events_when_the_client_queue_is_full(
+    store: EventStore, bus: EventBus
+) -> None:
+    h = Harness(store, bus)
+    events = await h.append(3)
+    await h.publish(events)
+    stop, task = await _run_hub(h)
+    await h.wait_position(events[-1].position)
+    sink = FullSink()
+    sub = Subscription("s", Filter(), sink, 100)
+    start_backfill(sub, events[-1].position, 100)  # nothing to backfill: caught up at once
+    h.fanout.add(sub)
+    backfilling = asyncio.create_task(backfill(h.context, sub, events[-1].position, sink))
+    async with asyncio.timeout(5):
+        while sub.pending is not None:  # the subscription turned live
+            await asyncio.sleep(0)
+    live = await h.append(1, "account-b")
+    await h.publish(live)
+    await h.wait_position(live[-1].position)
+    sink.make_room()
+    await backfilling
+    assert [(f["op"], f["position"]) for f in sink.frames] == [
+        ("caught_up", events[-1].position),
+        ("event", live[0].position),
+    ]
     stop.set()
     await task
