@@ -96,13 +96,14 @@ class _Channel:
     this one is recognised by its driver channel and dropped.
     """
 
-    __slots__ = ("broadcast", "channel", "driver", "unsettled")
+    __slots__ = ("broadcast", "channel", "driver", "sending", "unsettled")
 
     def __init__(self, channel: AbstractChannel, driver: DriverChannel, broadcast: bool) -> None:
         self.channel = channel
         self.driver = driver
         self.broadcast = broadcast
         self.unsettled: OrderedDict[int, _AmqpDelivery] = OrderedDict()
+        self.sending = asyncio.Lock()
 
     async def settle(self, tag: int, ack: bool, requeue: bool) -> None:
         self.unsettled.pop(tag, None)
@@ -113,9 +114,10 @@ class _Channel:
         """Acknowledge every unsettled delivery up to ``tag`` with one multiple ack.
 
         The frame names the newest tag still unsettled, never one settled already (the
-        broker would close the channel on an unknown tag). The record is updated before
-        the frame is queued, with no await in between, so frames leave in the order the
-        record changed and a later ack never names a tag this one covered.
+        broker would close the channel on an unknown tag). The record is updated when
+        this is called, and the frame takes its turn to be queued in that same step
+        (see :meth:`_send`), so frames leave in the order the record changed and a
+        later ack never names a tag this one covered.
         """
         unsettled = self.unsettled
         newest = 0
@@ -132,18 +134,25 @@ class _Channel:
             await self._send(newest, ack=True, requeue=False, multiple=True)
 
     async def _send(self, tag: int, *, ack: bool, requeue: bool, multiple: bool = False) -> None:
-        try:
-            with translated():
-                # wait=False: queued for the socket, in order, without a future per
-                # frame to learn when it was written; an ack is best effort either way.
-                if ack:
-                    await self.driver.basic_ack(tag, multiple=multiple, wait=False)
-                else:
-                    await self.driver.basic_nack(tag, requeue=requeue, wait=False)
-        except BusUnavailable as exc:
-            # The channel is gone, and with it the broker's record of this delivery: it
-            # will be delivered again, and the consumer drops the duplicate by position.
-            log.debug("could not settle delivery %d: %s", tag, exc)
+        # One frame at a time, first come first served (taking the lock does not
+        # suspend when nobody waits): the driver's frame buffer is a bounded queue,
+        # and a frame waiting for room there goes to the back of the line when a newer
+        # one takes the freed slot. An ack overtaken by a multiple ack names a tag the
+        # broker no longer knows, and it closes the channel.
+        async with self.sending:
+            try:
+                with translated():
+                    # wait=False: queued for the socket without a future per frame to
+                    # learn when it was written; an ack is best effort either way.
+                    if ack:
+                        await self.driver.basic_ack(tag, multiple=multiple, wait=False)
+                    else:
+                        await self.driver.basic_nack(tag, requeue=requeue, wait=False)
+            except BusUnavailable as exc:
+                # The channel is gone, and with it the broker's record of this
+                # delivery: it will be delivered again, and the consumer drops the
+                # duplicate by position.
+                log.debug("could not settle delivery %d: %s", tag, exc)
 
 
 class _AmqpDelivery(Delivery):
