@@ -136,7 +136,9 @@ class Fanout:
         self._running = list(self.feeds)
         self._unacked: deque[tuple[int, Delivery]] = deque()
         self._seq = 0
-        self._acks: set[asyncio.Task[None]] = set()
+        self._newest: Delivery | None = None
+        """The newest delivery every running feed is done with, not acknowledged yet."""
+        self._acking: asyncio.Task[None] | None = None
 
     def put(self, delivery: Delivery) -> None:
         self._seq += 1
@@ -165,22 +167,36 @@ class Fanout:
         last: Delivery | None = None
         while self._unacked and self._unacked[0][0] <= seq:
             last = self._unacked.popleft()[1]
-        if last is not None:
+        if last is None:
+            return
+        self._newest = last
+        if self._acking is None:
             # In the background, so the time the ack takes to leave is not added to
             # the next batch's lag; awaited before the subscription closes.
-            task = asyncio.create_task(last.ack_through(), name="projector acks")
-            self._acks.add(task)
-            task.add_done_callback(self._acked)
+            self._acking = asyncio.create_task(self._ack(), name="projector acks")
 
-    def _acked(self, task: asyncio.Task[None]) -> None:
-        self._acks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The broker redelivers what was not acknowledged; the checkpoints drop it.
-            log.warning("projector: acks failed: %r", task.exception())
+    async def _ack(self) -> None:
+        """One acknowledgement at a time, each naming the newest delivery done with by
+        then: progress made while one leaves (every delivery, once no projection runs)
+        goes out as one frame, not one each."""
+        try:
+            while (delivery := self._newest) is not None:
+                self._newest = None
+                try:
+                    await delivery.ack_through()
+                except Exception as exc:
+                    # The broker redelivers what was not acknowledged; the checkpoints
+                    # drop it. The next acknowledgement covers this one's deliveries.
+                    log.warning("projector: acks failed: %r", exc)
+        finally:
+            # No await between finding nothing newer and this: progress made from now
+            # on starts a new task.
+            self._acking = None
 
     async def settled(self) -> None:
-        """Wait for the acknowledgements already sent."""
-        await asyncio.gather(*self._acks, return_exceptions=True)
+        """Wait until what every running feed is done with has been acknowledged."""
+        if self._acking is not None:
+            await asyncio.gather(self._acking, return_exceptions=True)
 
 
 class Projector:

@@ -180,3 +180,32 @@ async def test_a_closed_feed_ends_the_runner_loop_and_stop_ends_a_wait(world: Wo
     assert await asyncio.wait_for(waiting, 1) == []
     fanout.close()
     assert await feed.batch(10, asyncio.Event()) == []
+
+
+async def test_progress_made_while_an_ack_leaves_goes_out_as_one_ack(world: World) -> None:
+    records = await _opened_account(world, "k4")
+    more = await _opened_account(world, "k5")
+    frames: list[int] = []
+
+    async def ack_through(last: Delivery) -> None:
+        frames.append(last.position)
+        await asyncio.sleep(0)  # the frame takes a turn of the loop to leave
+
+    async def settle(ack: bool, requeue: bool) -> None:
+        raise AssertionError("the projector settles with multiple acks only")
+
+    fanout = Fanout(1)
+    (feed,) = fanout.feeds
+    feed.retire()  # its projection halted: every delivery is acknowledged as it comes
+    chain = [0, *(r.position for r in [*records, *more])]
+    handed = [
+        Delivery(record, before, settle, ack_through=ack_through)
+        for record, before in zip([*records, *more], chain, strict=False)
+    ]
+    fanout.put(handed[0])
+    await asyncio.sleep(0)  # its ack is on its way
+    for delivery in handed[1:]:
+        fanout.put(delivery)
+    await fanout.settled()
+    # One ack for the first; the five that came while it left go out as one.
+    assert frames == [records[0].position, more[-1].position]
