@@ -20,7 +20,11 @@ requests) in commit order and waits between empty reads with back-off. It does n
 means one extra query per command; this loop wakes when the handler appended a transfer
 request (:meth:`observe`), and otherwise polls (requests from other processes).
 
-It runs inside ``chronicle serve commands`` (docs/commands.md says why).
+It runs inside ``chronicle serve commands`` (docs/commands.md says why), and one at a
+time: every replica runs one, the replicas elect which one drives the transfers (a
+PostgreSQL advisory lock, or a file lock next to an SQLite file), and the others stand
+by to take over. Two managers driving the same transfer would each decide its steps on
+what they saw: one could record a refusal while the other moved the money.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from commands.service.handler import CommandHandler
 from commands.service.metrics import WriteSideMetrics
 from commands.service.recovery import find_appended
 from eventstore import EventStore, PollPolicy, RecordedEvent
+from eventstore.relay import Leadership, SoleLeadership
 from eventstore.signal import AppendSignal
 
 log = logging.getLogger(__name__)
@@ -60,7 +65,11 @@ def step_seed(transfer_id: str, action: str) -> UUID:
 
 
 class TransferProcessManager:
-    """Call :meth:`run` in a task; cancel it to stop (the checkpoint is saved)."""
+    """Call :meth:`run` in a task; cancel it to stop (the checkpoint is saved).
+
+    ``leadership`` elects the one manager of the replicas that drives transfers; by
+    default this one leads at once (a single process, or tests).
+    """
 
     def __init__(
         self,
@@ -69,6 +78,7 @@ class TransferProcessManager:
         metrics: WriteSideMetrics,
         *,
         name: str = CHECKPOINT,
+        leadership: Leadership | None = None,
         flush_interval: float = 0.5,
         max_back_off: float = 5.0,
         poll: PollPolicy | None = None,
@@ -77,6 +87,8 @@ class TransferProcessManager:
         self._handler = handler
         self._metrics = metrics
         self._name = name
+        self._leadership = leadership or SoleLeadership()
+        self.leading = False
         self._flush_interval = flush_interval
         self._max_back_off = max_back_off
         self._handled = 0
@@ -103,6 +115,38 @@ class TransferProcessManager:
             raise RuntimeError(f"transfer manager failed {self._failures} times in a row")
 
     async def run(self) -> None:
+        """Lead, or stand by while another replica's manager leads, forever."""
+        never = asyncio.Event()
+        while True:
+            try:
+                await self._leadership.acquire(never)
+                log.info("transfer manager leads; driving transfers")
+                await self._lead()
+                log.error("transfer manager lost the lead; standing by")
+            finally:
+                self._set_leading(False)
+                await self._leadership.release()
+
+    async def _lead(self) -> None:
+        """Drive transfers until the lead is lost (cancelled at once then: a manager
+        that can no longer vouch for its lead must not take another step)."""
+        self._set_leading(True)
+        following = asyncio.create_task(self._follow(), name="transfer-manager-follow")
+        lost = asyncio.create_task(self._leadership.lost.wait())
+        try:
+            await asyncio.wait({following, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (following, lost):
+                task.cancel()
+            await asyncio.gather(following, lost, return_exceptions=True)
+        if following.done() and not following.cancelled() and following.exception():
+            raise following.exception()  # type: ignore[misc]
+
+    def _set_leading(self, leading: bool) -> None:
+        self.leading = leading
+        self._metrics.manager_active.set(1 if leading else 0)
+
+    async def _follow(self) -> None:
         """Follow the log forever, from the saved checkpoint."""
         start = await self._retrying(lambda: self._store.load_checkpoint(self._name))
         self._handled = self._saved = start

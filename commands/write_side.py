@@ -22,6 +22,7 @@ from commands.service.state import StateLoader
 from commands.settings import CommandsSettings
 from commands.storage import CommandStorage, open_command_storage
 from eventstore import EventStore, EventStoreError, open_event_store
+from eventstore.relay import Leadership, elected
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,13 @@ def build_write_side(
     store: EventStore,
     storage: CommandStorage,
     registry: CollectorRegistry | None = None,
+    leadership: Leadership | None = None,
 ) -> WriteSide:
-    """Assemble the write side over an open store and storage (no background tasks)."""
+    """Assemble the write side over an open store and storage (no background tasks).
+
+    ``leadership`` elects which replica's transfer manager drives transfers; without
+    it this one does (see :func:`open_write_side` for the election of a deployment).
+    """
     metrics = WriteSideMetrics(registry)
     states = StateLoader(
         store,
@@ -71,7 +77,7 @@ def build_write_side(
     )
     manager = None
     if settings.transfer_manager:
-        manager = TransferProcessManager(store, handler, metrics)
+        manager = TransferProcessManager(store, handler, metrics, leadership=leadership)
         handler.listeners.append(manager.observe)
     return WriteSide(store, storage, metrics, states, handler, guard, manager)
 
@@ -100,7 +106,9 @@ async def open_write_side(
             store, settings.eventstore_url, pool_size=settings.storage_pool_size
         )
         try:
-            side = build_write_side(settings, store, storage, registry)
+            # One transfer manager of all the replicas on this store drives transfers.
+            leadership = elected(settings.eventstore_url, "transfers", role="transfer-manager")
+            side = build_write_side(settings, store, storage, registry, leadership)
             try:
                 async with _background(side):
                     yield side

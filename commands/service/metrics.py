@@ -48,6 +48,11 @@ class WriteSideMetrics:
             "Last log position the transfer process manager has handled",
             registry=registry,
         )
+        self.manager_active = Gauge(
+            "chronicle_transfer_manager_active",
+            "1 while this process's transfer manager leads (drives transfers), else 0",
+            registry=registry,
+        )
 
     def command_done(self, command_type: str, outcome: str, seconds: float) -> None:
         """Count one command and its duration (label children are looked up once)."""

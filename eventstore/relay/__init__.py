@@ -10,6 +10,7 @@ from eventstore.relay.leader import (
     Leadership,
     PostgresLeadership,
     SoleLeadership,
+    elected,
     leadership_for,
 )
 from eventstore.relay.metrics import RelayMetrics
@@ -26,5 +27,6 @@ __all__ = [
     "RelaySettings",
     "RelayStatus",
     "SoleLeadership",
+    "elected",
     "leadership_for",
 ]

@@ -1,4 +1,7 @@
-"""Leader election: exactly one relay of a group publishes; the others stand by.
+"""Leader election: exactly one member of a group works; the others stand by.
+
+Relays use it (one publishes), and so does the write side's transfer process manager
+(one drives the transfers); ``role`` keeps their locks apart.
 
 * PostgreSQL: a session advisory lock held on a dedicated connection. PostgreSQL frees
   it the moment that session ends, so when the active relay dies (SIGKILL included)
@@ -105,9 +108,9 @@ class FileLeadership:
             await asyncio.to_thread(os.close, fd)
 
 
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for the relay group ``name``."""
-    digest = hashlib.sha256(f"chronicle.relay:{name}".encode()).digest()
+def lock_key(name: str, role: str = "relay") -> int:
+    """A stable signed 64-bit advisory lock key for the group ``name`` of ``role``."""
+    digest = hashlib.sha256(f"chronicle.{role}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -122,9 +125,11 @@ class PostgresLeadership:
         retry_interval: float = 0.5,
         keepalive_interval: float = 1.0,
         timeout: float = 2.0,
+        role: str = "relay",
     ) -> None:
         self._dsn = dsn
         self._key = key
+        self._role = role
         self._retry_interval = retry_interval
         self._keepalive_interval = keepalive_interval
         self._timeout = timeout
@@ -144,7 +149,7 @@ class PostgresLeadership:
                     self._watchdog = asyncio.create_task(self._watch())
                     return True
             except _PG_ERRORS as exc:
-                log.warning("relay lock: PostgreSQL unavailable: %r", exc)
+                log.warning("%s lock: PostgreSQL unavailable: %r", self._role, exc)
                 await self._disconnect()
             await _pause(stop, self._retry_interval)
         return False
@@ -157,7 +162,7 @@ class PostgresLeadership:
                 # Keepalives let the server end the session, and free the lock, even
                 # when this host vanishes without closing its socket.
                 server_settings={
-                    "application_name": "chronicle-relay-lock",
+                    "application_name": f"chronicle-{self._role}-lock",
                     "tcp_keepalives_idle": "5",
                     "tcp_keepalives_interval": "2",
                     "tcp_keepalives_count": "3",
@@ -176,7 +181,7 @@ class PostgresLeadership:
             try:
                 await conn.fetchval("SELECT 1", timeout=self._timeout)
             except _PG_ERRORS as exc:
-                log.error("relay lock: lost the lock connection, standing down: %r", exc)
+                log.error("%s lock: lost the lock connection, standing down: %r", self._role, exc)
                 self._lost.set()
                 return
 
@@ -199,16 +204,37 @@ class PostgresLeadership:
 
 
 def leadership_for(database_url: str, config: RelayConfig) -> Leadership:
-    """The leader election that fits the event store at ``database_url``."""
+    """The leader election of the relay group ``config.name``."""
+    return elected(
+        database_url,
+        config.name,
+        retry_interval=config.lock_retry_interval,
+        keepalive_interval=config.lock_keepalive_interval,
+    )
+
+
+def elected(
+    database_url: str,
+    name: str,
+    *,
+    role: str = "relay",
+    retry_interval: float = 0.5,
+    keepalive_interval: float = 1.0,
+) -> Leadership:
+    """The leader election that fits the event store at ``database_url``, for the group
+    ``name`` of ``role``."""
     target = parse_database_url(database_url)
     if target.backend == "postgresql":
-        log.debug("relay lock: advisory lock on %s", mask_password(target.dsn))
+        log.debug("%s lock: advisory lock on %s", role, mask_password(target.dsn))
         return PostgresLeadership(
             target.dsn,
-            lock_key(config.name),
-            retry_interval=config.lock_retry_interval,
-            keepalive_interval=config.lock_keepalive_interval,
+            lock_key(name, role),
+            retry_interval=retry_interval,
+            keepalive_interval=keepalive_interval,
+            role=role,
         )
     if target.in_memory:
         return SoleLeadership()
-    return FileLeadership(f"{target.path}.{config.name}.lock", config.lock_retry_interval)
+    # Relays' lock files predate other roles and keep their names.
+    group = name if role == "relay" else f"{role}.{name}"
+    return FileLeadership(f"{target.path}.{group}.lock", retry_interval)
