@@ -205,15 +205,31 @@ class ProjectionRunner:
             expected = pending[-1].position if pending else self.checkpoint
             if delivery.position <= expected:
                 self.metrics.duplicates.labels(self.name).inc()
-            elif delivery.previous_position != expected:
+                continue
+            if delivery.previous_position != expected:
                 await self._commit_deliveries(pending)
                 pending = []
-                await self.catch_up("gap")
-                if delivery.position > self.checkpoint:
-                    pending.append(delivery)
-            else:
-                pending.append(delivery)
+                await self._fill_gap_before(delivery)
+                if delivery.position <= self.checkpoint:
+                    self.metrics.duplicates.labels(self.name).inc()
+                    continue
+            pending.append(delivery)
         await self._commit_deliveries(pending)
+
+    async def _fill_gap_before(self, delivery: Delivery) -> None:
+        """Catch up from the store until ``delivery`` follows the checkpoint (or is
+        applied already). Raises _Stopped when told to stop first: the deliveries of
+        the batch are then not done (not acknowledged), and come again."""
+        await self.catch_up("gap")
+        if self._stop.is_set():
+            raise _Stopped
+        if delivery.position > self.checkpoint and delivery.previous_position != self.checkpoint:
+            # The relay read the event before it published it, so a read now sees it:
+            # if not, the store is not answering as it should. Never apply past a gap.
+            raise StoreUnavailable(
+                f"the log read up to {self.checkpoint} does not reach {delivery.position}'s"
+                f" previous event {delivery.previous_position}"
+            )
 
     async def _commit_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

@@ -4,6 +4,7 @@ over the log."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import httpx
@@ -17,8 +18,14 @@ from commands.events import (
     transfer_stream,
 )
 from eventstore import NewEvent
+from eventstore.bus import Delivery
+from projections.apply import Applier
+from projections.bank import AccountSummaryProjection
+from projections.checkpoints import read_checkpoint
 from projections.health import projector_app
-from tests.unit.projections.conftest import World, eventually
+from projections.metrics import ProjectorMetrics
+from projections.runner import ProjectionRunner
+from tests.unit.projections.conftest import FAST, World, eventually
 from tests.unit.projections.support import fold, simulate, snapshot
 
 
@@ -155,3 +162,61 @@ async def test_readyz_is_ready_when_everything_runs(world: World) -> None:
         alive = await c.get("/healthz")
     assert ready.status_code == 200
     assert alive.status_code == 200
+
+
+class _StopDuringBatch:
+    """A feed (the runner's own interface) that hands out one batch once the test has
+    put it in, and asks the runner to stop while that batch is being applied, the way
+    SIGTERM lands in a running projector."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.ready = asyncio.Event()
+        self.handed = False
+        self.done_calls = 0
+
+    async def batch(self, limit: int, stop: asyncio.Event) -> list[Delivery]:
+        if self.handed:
+            await stop.wait()
+            return []
+        await self.ready.wait()
+        self.handed = True
+        asyncio.get_running_loop().call_soon(stop.set)
+        return self.deliveries
+
+    def done(self) -> None:
+        self.done_calls += 1
+
+    def retire(self) -> None:
+        raise AssertionError("nothing here is poison")
+
+
+async def test_a_stop_while_filling_a_gap_never_applies_past_the_gap(world: World) -> None:
+    applier = Applier(AccountSummaryProjection(), world.engine)
+    runner = ProjectionRunner(applier, world.store, world.parking, ProjectorMetrics(), FAST)
+    feed = _StopDuringBatch()
+    stop = asyncio.Event()
+    following = asyncio.create_task(runner.follow(feed, stop))
+    await eventually(lambda: runner.status.state == "live")
+    opened = await world.append(account_stream("a1"), AccountOpened(account_id="a1", owner="A"))
+    lost = await world.append(account_stream("a1"), MoneyDeposited(account_id="a1", amount=5))
+    after = await world.append(account_stream("a1"), MoneyDeposited(account_id="a1", amount=6))
+    # The deposit of 5 never arrives: the deposit of 6 shows the gap.
+    settle = _no_settling
+    feed.deliveries = [
+        Delivery(opened[0], 0, settle),
+        Delivery(after[0], lost[0].position, settle),
+    ]
+    feed.ready.set()
+    await asyncio.wait_for(following, 10)
+    async with world.engine.connect() as conn:
+        checkpoint = await read_checkpoint(conn, "account_summary")
+    balance = (await snapshot(world.engine))["accounts"]["a1"]["balance"]
+    # The opening was applied; the stop came before the gap was filled, so nothing past
+    # the deposit of 5 (never read) was applied, and the batch is not done (not acked).
+    assert (checkpoint, balance) == (opened[0].position, 0)
+    assert feed.done_calls == 0
+
+
+async def _no_settling(ack: bool, requeue: bool) -> None:
+    raise AssertionError("the runner does not settle; the projector does")
