@@ -1,11 +1,12 @@
 """Read-your-writes: wait, bounded, until a read model has applied a position.
 
 A client that wrote at position N (the command API returns it) asks with
-``?min_position=N``. The wait polls the projection's checkpoint in the read database
-the API reads, which is also the database the answer comes from: on a streaming
+``?min_position=N``. The query polls its own answer: the projection's checkpoint and
+the rows, read on one connection, until that checkpoint reaches N. On a streaming
 replica the checkpoint row and the read model arrive in the same replayed transaction,
 so once the replica's checkpoint reaches N its rows include N's effect, however far
-behind the primary it is.
+behind the primary it is; and with several replicas behind one service, the answer
+comes from one that has N, whichever the wait happened to poll before.
 """
 
 from __future__ import annotations

@@ -51,10 +51,6 @@ class Reader:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def checkpoint(self, projection: str) -> int:
-        async with self.engine.connect() as conn:
-            return await read_checkpoint(conn, projection)
-
     async def account(self, account_id: str) -> tuple[int, dict[str, Any] | None]:
         async with self.engine.connect() as conn:
             position = await read_checkpoint(conn, AccountSummaryProjection.name)

@@ -8,13 +8,14 @@ bound, for the read model to reach N; if it does not, the answer is what it has,
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 
 from eventstore import EventStore
 from eventstore.web import ProblemError
-from projections.api.consistency import Reached, wait_for_position
+from projections.api.consistency import wait_for_position
 from projections.api.pagination import decode_cursor, encode_cursor
 from projections.api.readers import Reader
 from projections.api.schemas import (
@@ -26,12 +27,6 @@ from projections.api.schemas import (
     Transaction,
     TransactionPage,
     Transfer,
-)
-from projections.bank import (
-    AccountSummaryProjection,
-    AccountTransactionsProjection,
-    DashboardProjection,
-    TransfersProjection,
 )
 from projections.errors import InvalidCursor
 from projections.projection import iso
@@ -47,16 +42,37 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 router = APIRouter(prefix="/v1", tags=["queries"])
 
+T = TypeVar("T")
+
 
 def _reader(request: Request) -> Reader:
     reader: Reader = request.app.state.reader
     return reader
 
 
-async def _reach(request: Request, projection: str, min_position: int | None) -> Reached:
-    reader = _reader(request)
+async def _answer(
+    request: Request, min_position: int | None, read: Callable[[], Awaitable[tuple[int, T]]]
+) -> tuple[int, T, bool]:
+    """``read()``'s answer (the read model's position and what was read, on one
+    connection) once its position is at least ``min_position``, polling ``read()``
+    itself for at most the configured wait; then whether it is stale.
+
+    The position and the rows come from the same database. Polling a checkpoint and
+    then reading on another connection would not do: a pool spread over several
+    streaming replicas can answer the wait from one and the read from another that
+    lags behind it.
+    """
     timeout: float = request.app.state.min_position_timeout
-    return await wait_for_position(lambda: reader.checkpoint(projection), min_position, timeout)
+    answer: tuple[int, T] | None = None
+
+    async def position() -> int:
+        nonlocal answer
+        answer = await read()
+        return answer[0]
+
+    reached = await wait_for_position(position, min_position, timeout)
+    assert answer is not None
+    return answer[0], answer[1], reached.stale
 
 
 def _headers(position: int, stale: bool) -> dict[str, str]:
@@ -87,11 +103,11 @@ def _not_found(code: str, what: str, position: int, stale: bool) -> ProblemError
 async def get_account(
     account_id: str, request: Request, response: Response, min_position: MinPosition = None
 ) -> dict[str, Any]:
-    reached = await _reach(request, AccountSummaryProjection.name, min_position)
-    position, row = await _reader(request).account(account_id)
+    reader = _reader(request)
+    position, row, stale = await _answer(request, min_position, lambda: reader.account(account_id))
     if row is None:
-        raise _not_found("account_not_found", "Account", position, reached.stale)
-    _mark(response, position, reached.stale)
+        raise _not_found("account_not_found", "Account", position, stale)
+    _mark(response, position, stale)
     return row
 
 
@@ -104,9 +120,11 @@ async def list_accounts(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     after = _cursor(cursor, "accounts", str)
-    reached = await _reach(request, AccountSummaryProjection.name, min_position)
-    position, rows = await _reader(request).accounts(after, limit)
-    _mark(response, position, reached.stale)
+    reader = _reader(request)
+    position, rows, stale = await _answer(
+        request, min_position, lambda: reader.accounts(after, limit)
+    )
+    _mark(response, position, stale)
     last = rows[-1]["account_id"] if len(rows) == limit else None
     return {"items": rows, "next_cursor": encode_cursor("accounts", last) if last else None}
 
@@ -121,9 +139,11 @@ async def list_transactions(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     before = _cursor(cursor, f"tx:{account_id}", int)
-    reached = await _reach(request, AccountTransactionsProjection.name, min_position)
-    position, rows = await _reader(request).transactions(account_id, before, limit)
-    _mark(response, position, reached.stale)
+    reader = _reader(request)
+    position, rows, stale = await _answer(
+        request, min_position, lambda: reader.transactions(account_id, before, limit)
+    )
+    _mark(response, position, stale)
     last = rows[-1]["version"] if len(rows) == limit else None
     next_cursor = encode_cursor(f"tx:{account_id}", last) if last is not None else None
     items = [Transaction.model_validate(row) for row in rows]
@@ -134,11 +154,13 @@ async def list_transactions(
 async def get_transfer(
     transfer_id: str, request: Request, response: Response, min_position: MinPosition = None
 ) -> dict[str, Any]:
-    reached = await _reach(request, TransfersProjection.name, min_position)
-    position, row = await _reader(request).transfer(transfer_id)
+    reader = _reader(request)
+    position, row, stale = await _answer(
+        request, min_position, lambda: reader.transfer(transfer_id)
+    )
     if row is None:
-        raise _not_found("transfer_not_found", "Transfer", position, reached.stale)
-    _mark(response, position, reached.stale)
+        raise _not_found("transfer_not_found", "Transfer", position, stale)
+    _mark(response, position, stale)
     return row
 
 
@@ -146,9 +168,8 @@ async def get_transfer(
 async def get_stats(
     request: Request, response: Response, min_position: MinPosition = None
 ) -> dict[str, Any]:
-    reached = await _reach(request, DashboardProjection.name, min_position)
-    position, stats = await _reader(request).stats()
-    _mark(response, position, reached.stale)
+    position, stats, stale = await _answer(request, min_position, _reader(request).stats)
+    _mark(response, position, stale)
     return stats
 
 

@@ -4,11 +4,16 @@ X-Projection-Position, cursors, problem+json, CORS, health and OpenAPI."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiosqlite
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from commands.events import (
     AccountOpened,
@@ -17,8 +22,11 @@ from commands.events import (
     account_stream,
     transfer_stream,
 )
+from eventstore import open_event_store
 from projections.api import create_app
+from projections.bank import AccountSummaryProjection
 from projections.settings import QueriesSettings
+from projections.testing import ProjectionTestbed
 from tests.unit.projections.conftest import World
 
 
@@ -177,3 +185,39 @@ async def test_readiness_fails_when_the_read_database_is_gone(
         ready = await c.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["code"] == "not_ready"
+
+
+async def test_min_position_answers_from_a_database_that_has_it_across_replicas(
+    tmp_path: Path,
+) -> None:
+    # Two streaming replicas behind one service, one of them behind: the pool's new
+    # connections go to each in turn (two SQLite files stand for them).
+    ahead, behind = tmp_path / "ahead.db", tmp_path / "behind.db"
+    opened = AccountOpened(account_id="a1", owner="Ada")
+    async with ProjectionTestbed(AccountSummaryProjection(), f"sqlite:///{ahead}") as bed:
+        await bed.feed(account_stream("a1"), opened)
+        written = await bed.feed(account_stream("a1"), MoneyDeposited(account_id="a1", amount=500))
+    async with ProjectionTestbed(AccountSummaryProjection(), f"sqlite:///{behind}") as bed:
+        await bed.feed(account_stream("a1"), opened)
+    replicas = itertools.cycle([str(ahead), str(behind)])
+    engine = create_async_engine(
+        "sqlite+aiosqlite://",
+        poolclass=NullPool,
+        async_creator=lambda: aiosqlite.connect(next(replicas)),
+    )
+    store = await open_event_store("sqlite://:memory:")
+    settings = QueriesSettings(eventstore_url="sqlite://:memory:", min_position_timeout=2)
+    app = create_app(settings, engine=engine, store=store)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://q") as client:
+                for _ in range(4):
+                    response = await client.get(f"/v1/accounts/a1?min_position={written}")
+                    assert response.status_code == 200
+                    assert response.json()["balance"] == 500
+                    assert int(response.headers["X-Projection-Position"]) >= written
+                    assert "X-Projection-Stale" not in response.headers
+    finally:
+        await engine.dispose()
+        await store.close()
