@@ -14,6 +14,7 @@ from eventstore.errors import (
     InvalidStreamId,
     InvalidVersion,
     MigrationError,
+    PositionsBehind,
     SchemaNotReady,
     StoreUnavailable,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "MigrationError",
     "NewEvent",
     "PollPolicy",
+    "PositionsBehind",
     "RecordedEvent",
     "SchemaNotReady",
     "StoreUnavailable",

@@ -12,6 +12,7 @@ Every error the store raises derives from :class:`EventStoreError`; driver error
     ├── ConcurrencyError         expected version did not match (carries the current one)
     ├── EventIdConflict          an event id reused with different content
     ├── StoreUnavailable         the database cannot be reached: retry later
+    │   └── PositionsBehind      the log is ahead of the cluster's transaction ids
     ├── SchemaNotReady           tables missing or too old: run `chronicle migrate`
     └── MigrationError           a migration failed; the schema was left as it was
 """
@@ -71,6 +72,14 @@ class EventIdConflict(EventStoreError):
 
 class StoreUnavailable(EventStoreError):
     """The database cannot be reached or refused the connection; retrying may succeed."""
+
+
+class PositionsBehind(StoreUnavailable):
+    """PostgreSQL would give new events positions at or below the log's head: the log
+    was restored into another cluster (dump and restore, logical replication), whose
+    transaction ids, which positions are made of, are behind the old one's. Appends
+    are refused until an operator moves the cluster's transaction ids past the log's
+    (``pg_resetwal --next-transaction-id``), as every reader would skip such events."""
 
 
 class SchemaNotReady(EventStoreError):

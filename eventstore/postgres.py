@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from eventstore.errors import (
     EventIdConflict,
     EventStoreError,
     InvalidVersion,
+    PositionsBehind,
     SchemaNotReady,
     StoreUnavailable,
 )
@@ -49,7 +51,14 @@ _COLUMNS = "position, event_id, stream_id, version, type, data::text, metadata::
 # statement sees come from the same instant.
 _FENCE = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)"
 
+# Whether the transactions that start from now get positions above every stored one:
+# xmax is the first transaction id not handed out yet, and ids only grow.
+_AHEAD_OF_LOG = """SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 16)
+                          > coalesce((SELECT max(position) FROM chronicle_events), 0)"""
+
 _CATEGORY = "split_part(stream_id, '-', 1)"
+
+log = logging.getLogger(__name__)
 
 _READ_ALL = {
     (False, False): "",
@@ -116,6 +125,7 @@ class PostgresEventStore(EventStore):
         self._signal = AppendSignal()
         self._committer = GroupCommitter(self._execute_group, max_inflight=append_statements)
         self.metrics = StoreMetrics("postgresql")
+        self._ahead_of_log = False
 
     @classmethod
     async def connect(
@@ -162,6 +172,8 @@ class PostgresEventStore(EventStore):
         request = AppendRequest(
             stream_id, check_expected_version(expected_version), encode_events(events, self.limits)
         )
+        if not self._ahead_of_log:
+            await self._check_ahead_of_log()
         rows = await self._grouped(request)
         for attempt in range(_ANY_RETRIES + 1):
             race = False
@@ -178,6 +190,21 @@ class PostgresEventStore(EventStore):
                 await self._raise_rejection(stream_id, request.expected)
             rows = RUN_ALONE
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _check_ahead_of_log(self) -> None:
+        """Refuse to append when new events would get positions at or below the log's
+        head (see PositionsBehind): readers would skip them, silently. Checked until it
+        holds once; transaction ids only grow, so it holds from then on."""
+        async with translate_errors():
+            ahead = await self._pool.fetchval(_AHEAD_OF_LOG)
+        if not ahead:
+            log.error("the log is ahead of this cluster's transaction ids; appends refused")
+            raise PositionsBehind(
+                "the event log holds positions beyond this PostgreSQL cluster's next"
+                " transaction ids (restored into another cluster?): move them past the"
+                " log's with pg_resetwal --next-transaction-id before writing"
+            )
+        self._ahead_of_log = True
 
     async def _grouped(self, request: AppendRequest) -> Rows | None:
         try:
