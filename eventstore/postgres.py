@@ -79,6 +79,11 @@ _UNAVAILABLE = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.InterfaceError,
+    # A server that turned read-only (a primary demoted during a failover, a pooler
+    # still pointing at it) and a transaction the server rolled back (deadlock,
+    # serialization failure) wrote nothing: the same request succeeds later.
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.TransactionRollbackError,
 )
 
 

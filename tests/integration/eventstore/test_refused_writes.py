@@ -1,13 +1,16 @@
-"""Positions are made of PostgreSQL transaction ids. A log restored into another
+"""Appends PostgreSQL must not take, or cannot take now.
+
+Positions are made of PostgreSQL transaction ids. A log restored into another
 cluster, whose ids are behind the old one's, would give new events positions below
-the head, which every reader skips: the store refuses to append then."""
+the head, which every reader skips: the store refuses to append then. A server that
+turned read-only (a failover) is unavailable, to be retried, not an error."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
 
-from eventstore import NewEvent, PositionsBehind, open_event_store
+from eventstore import NewEvent, PositionsBehind, StoreUnavailable, open_event_store
 
 pytestmark = pytest.mark.postgres
 
@@ -41,3 +44,20 @@ async def test_appends_are_refused_while_the_log_is_ahead_of_the_transaction_ids
             await restored.close()
     finally:
         await conn.close()
+
+
+async def test_a_read_only_server_makes_the_store_unavailable_not_broken(pg_url: str) -> None:
+    # As a primary demoted during a failover: new sessions are read-only.
+    name = pg_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        store = await open_event_store(pg_url)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.append("account-1", [NewEvent("Opened", {})])
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        await admin.close()
