@@ -180,8 +180,15 @@ class IdempotencyGuard:
         try:
             return await execute(run)
         except ConcurrencyConflict:
-            # Every attempt lost its append: nothing was written, the key is free again.
-            await self._storage.release(record.key_hash, record.claim_id)
+            if recovering:
+                # Nothing written by this run, but the owner it took over from may still
+                # be running and commit under the same event ids: keep the claim (the
+                # next request recovers from the log), or a retry would get a claim of
+                # its own, new event ids, and write the command a second time.
+                await self._end_lease(record)
+            else:
+                # Every attempt lost its append: nothing was written, the key is free.
+                await self._storage.release(record.key_hash, record.claim_id)
             raise
         except BaseException:
             # Unknown outcome (the append may have committed): keep the claim, end its

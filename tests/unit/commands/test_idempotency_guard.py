@@ -164,3 +164,35 @@ async def test_refusals_are_stored_for_replay(storage: MemoryCommandStorage, clo
     assert replayed
     assert again.status == 422
     assert again == first
+
+
+async def test_a_takeover_that_loses_its_race_keeps_the_claim(
+    storage: MemoryCommandStorage, clock: Clock
+) -> None:
+    guard = _guard(storage, clock, lease=10, max_wait=0.0)
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def slow_owner(run: Run) -> StoredResponse:
+        started.set()
+        await never.wait()  # still running (a slow database), may commit any time
+        raise AssertionError
+
+    async def conflict(run: Run) -> StoredResponse:
+        raise ConcurrencyConflict("account-a", 5)
+
+    owner = asyncio.create_task(guard.run(_request(), slow_owner))
+    await started.wait()
+    first_claim = next(iter(storage.records.values())).claim_id
+    clock.now += 11  # the owner's lease ran out: the retry takes the claim over
+    with pytest.raises(ConcurrencyConflict):
+        await guard.run(_request(), conflict)
+    clock.now += 1
+    execute = Recorder()
+    await guard.run(_request(), execute)
+    # The owner may still commit under the first claim's event ids: the next retry must
+    # recover under that same claim, never start a claim (and event ids) of its own.
+    [run] = execute.runs
+    assert (run.claim_id, run.recovering) == (first_claim, True)
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
