@@ -174,12 +174,20 @@ class GroupCommitter:
     def _take(self) -> list[_Pending]:
         group: list[_Pending] = []
         waiting: deque[_Pending] = deque()
+        held: set[str] = set()
         count = 0
         while self._queue:
             pending = self._queue.popleft()
             size = len(pending.request.events)
             stream = pending.request.stream_id
-            if stream in self._busy or (group and count + size > self._max_events):
+            if (
+                stream in self._busy
+                or stream in held
+                or (group and count + size > self._max_events)
+            ):
+                # A later append to a stream left waiting here waits too: it must not
+                # be written before the one queued ahead of it.
+                held.add(stream)
                 waiting.append(pending)
                 continue
             self._busy.add(stream)
