@@ -81,6 +81,8 @@ def test_the_rule_covers_the_pipeline() -> None:
         "ChronicleEventsParked",
         "ChronicleHigh5xxRate",
         "ChronicleOrderingStall",
+        "ChronicleTransferManagerNoLeader",
+        "ChronicleTransferManagerSplitLead",
     }
     assert required <= alerts
     for rule in _rules():
