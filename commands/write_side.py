@@ -126,6 +126,7 @@ async def _background(side: WriteSide) -> AsyncIterator[None]:
     if side.manager is not None:
         side.tasks.append(asyncio.create_task(side.manager.run(), name="transfer-manager"))
     side.tasks.append(asyncio.create_task(_purge_keys(side.guard), name="idempotency-purge"))
+    side.tasks.append(asyncio.create_task(_renew_leases(side.guard), name="idempotency-leases"))
     try:
         yield
     finally:
@@ -144,6 +145,13 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=0.1)
+
+
+async def _renew_leases(guard: IdempotencyGuard) -> None:
+    """Keep the leases of keyed commands running here (see IdempotencyGuard)."""
+    while True:
+        await asyncio.sleep(guard.renew_interval)
+        await guard.renew_leases()
 
 
 async def _purge_keys(guard: IdempotencyGuard) -> None:

@@ -9,7 +9,9 @@ The protocol (docs/commands.md, "Idempotency"):
    response. Any later request with the key gets that response, writing nothing; a
    different fingerprint is IdempotencyKeyReused.
 3. A request finding the key claimed but unfinished waits (bounded) for the response.
-   When the owner's lease runs out (it died, or failed with an unknown outcome), one
+   A running owner keeps its lease (:meth:`IdempotencyGuard.renew_leases`, every third
+   of it, for runs older than that), so a slow one is never taken over; when the
+   lease runs out (the owner died, or failed with an unknown outcome), one
    waiter takes the claim over: it first looks for the events of the first run in the
    stream (same derived ids) and answers from them; otherwise it runs the command with
    the same ids, so even a late first owner cannot make it write twice.
@@ -104,6 +106,26 @@ class IdempotencyGuard:
         self._running: dict[str, asyncio.Event] = {}
         # Responses being stored after the answer went out (kept until done).
         self._completing: set[asyncio.Task[None]] = set()
+        # Claims whose command is running here: key hash -> (claim id, monotonic start).
+        self._owned: dict[str, tuple[UUID, float]] = {}
+
+    @property
+    def renew_interval(self) -> float:
+        """How often :meth:`renew_leases` should run: a third of the lease."""
+        return self._lease / 3
+
+    async def renew_leases(self) -> None:
+        """Extend the lease of every claim whose command has run here for longer than
+        :attr:`renew_interval`: a live owner, however slow its database, is never taken
+        over (a taker could decide otherwise, e.g. refuse what the owner writes)."""
+        started_before = time.monotonic() - self.renew_interval
+        for key_hash, (claim_id, started) in list(self._owned.items()):
+            if started > started_before:
+                continue
+            try:
+                await self._storage.end_lease(key_hash, claim_id, self._clock() + self._lease)
+            except (EventStoreError, OSError) as exc:
+                log.warning("could not renew the lease of an idempotency claim: %s", exc)
 
     async def run(self, request: KeyedRequest, execute: Execute) -> tuple[StoredResponse, bool]:
         """The response for ``request``, and whether it is a replay of a stored one.
@@ -177,8 +199,14 @@ class IdempotencyGuard:
         self, record: IdempotencyRecord, execute: Execute, recovering: bool
     ) -> StoredResponse:
         run = Run(record.claim_id, record.seen_version, recovering)
+        self._owned[record.key_hash] = (record.claim_id, time.monotonic())
         try:
-            return await execute(run)
+            try:
+                return await execute(run)
+            finally:
+                # Over, whatever the outcome: nothing to renew (before any lease change
+                # below, so a renewal cannot undo the end of the lease).
+                self._owned.pop(record.key_hash, None)
         except ConcurrencyConflict:
             if recovering:
                 # Nothing written by this run, but the owner it took over from may still

@@ -95,8 +95,9 @@ class CommandStorage(abc.ABC):
 
     @abc.abstractmethod
     async def end_lease(self, key_hash: str, claim_id: UUID, now: float) -> None:
-        """End an unfinished claim's lease at ``now``, so the next request with the key
-        takes it over at once (its owner failed with an unknown outcome)."""
+        """End an unfinished claim's lease at ``now``: at once, so the next request with
+        the key takes it over (its owner failed with an unknown outcome); or later, to
+        extend the lease of an owner still running."""
 
     @abc.abstractmethod
     async def complete(

@@ -196,3 +196,28 @@ async def test_a_takeover_that_loses_its_race_keeps_the_claim(
     owner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await owner
+
+
+async def test_a_running_owner_renews_its_lease_and_is_not_taken_over(
+    storage: MemoryCommandStorage, clock: Clock
+) -> None:
+    guard = _guard(storage, clock, lease=0.03, max_wait=0.0)
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def slow_owner(run: Run) -> StoredResponse:
+        started.set()
+        await never.wait()  # alive, on a slow database
+        raise AssertionError
+
+    owner = asyncio.create_task(guard.run(_request(), slow_owner))
+    await started.wait()
+    await asyncio.sleep(guard.renew_interval * 2)  # the run is older than a third of its lease
+    clock.now += 0.02
+    await guard.renew_leases()  # what the write side's background task does
+    clock.now += 0.02  # past the first lease, within the renewed one
+    with pytest.raises(IdempotencyKeyInProgress):
+        await guard.run(_request(), Recorder())
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+    assert guard.renew_interval == pytest.approx(0.01)
