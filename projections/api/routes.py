@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 
-from eventstore import EventStore
+from eventstore import EventStore, RecordedEvent
 from eventstore.web import ProblemError
 from projections.api.consistency import wait_for_position
 from projections.api.pagination import decode_cursor, encode_cursor
@@ -184,10 +184,18 @@ async def list_events(
     """The raw log in commit order, read-only. ``X-Projection-Position`` is the log's
     head (the log is its own model)."""
     store: EventStore = request.app.state.store
-    timeout: float = request.app.state.min_position_timeout
-    reached = await wait_for_position(store.head_position, min_position, timeout)
-    events = await store.read_all(after, limit)
-    _mark(response, reached.position, reached.stale)
+
+    async def page() -> tuple[int, tuple[int, list[RecordedEvent]]]:
+        head = await store.head_position()
+        events = await store.read_all(after, limit)
+        # How far the page shows the log: a full page ends before the log does; a short
+        # one ends where the log did for the database that answered, which, behind a
+        # service over several replicas, need not be the one that gave the head.
+        shown = head if len(events) == limit else (events[-1].position if events else after)
+        return shown, (max(head, events[-1].position if events else 0), events)
+
+    _, (head, events), stale = await _answer(request, min_position, page)
+    _mark(response, head, stale)
     items = [
         LogEvent(
             event_id=str(e.event_id),
@@ -202,4 +210,4 @@ async def list_events(
         for e in events
     ]
     next_after = events[-1].position if events else after
-    return {"events": items, "next_after": next_after, "head_position": reached.position}
+    return {"events": items, "next_after": next_after, "head_position": head}

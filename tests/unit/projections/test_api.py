@@ -22,9 +22,10 @@ from commands.events import (
     account_stream,
     transfer_stream,
 )
-from eventstore import open_event_store
+from eventstore import EventStore, NewEvent, RecordedEvent, open_event_store
 from projections.api import create_app
 from projections.bank import AccountSummaryProjection
+from projections.db import open_engine
 from projections.settings import QueriesSettings
 from projections.testing import ProjectionTestbed
 from tests.unit.projections.conftest import World
@@ -221,3 +222,45 @@ async def test_min_position_answers_from_a_database_that_has_it_across_replicas(
     finally:
         await engine.dispose()
         await store.close()
+
+
+class _ReplicasBehindOneService:
+    """The log as a query service behind a load balancer sees it (the calls of the
+    event store interface the route makes): each call of a kind goes to the next of
+    the replicas in turn, the first head to the one ahead, the first page to the one
+    behind."""
+
+    def __init__(self, ahead: EventStore, behind: EventStore) -> None:
+        self._heads = itertools.cycle([ahead, behind])
+        self._pages = itertools.cycle([behind, ahead])
+
+    async def head_position(self) -> int:
+        return await next(self._heads).head_position()
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        return await next(self._pages).read_all(after_position, limit)
+
+
+async def test_the_log_page_for_min_position_comes_from_a_replica_that_has_it() -> None:
+    ahead = await open_event_store("sqlite://:memory:")
+    behind = await open_event_store("sqlite://:memory:")
+    try:
+        for store in (ahead, behind):
+            await store.append("account-a1", [NewEvent("AccountOpened", {"n": 0})])
+        written = await ahead.append("account-a1", [NewEvent("MoneyDeposited", {"n": 1})])
+        service = _ReplicasBehindOneService(ahead, behind)
+        settings = QueriesSettings(eventstore_url="sqlite://:memory:", min_position_timeout=2)
+        engine = open_engine("sqlite://:memory:", writer=False, memory_key="log-replicas")
+        app = create_app(settings, engine=engine, store=service)  # type: ignore[arg-type]
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://q") as client:
+                for _ in range(4):
+                    answer = await client.get(f"/v1/events?min_position={written.position}")
+                    positions = [e["position"] for e in answer.json()["events"]]
+                    assert written.position in positions
+                    assert "X-Projection-Stale" not in answer.headers
+        await engine.dispose()
+    finally:
+        await ahead.close()
+        await behind.close()
