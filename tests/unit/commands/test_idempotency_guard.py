@@ -166,22 +166,36 @@ async def test_refusals_are_stored_for_replay(storage: MemoryCommandStorage, clo
     assert again == first
 
 
-async def test_a_takeover_that_loses_its_race_keeps_the_claim(
-    storage: MemoryCommandStorage, clock: Clock
-) -> None:
-    guard = _guard(storage, clock, lease=10, max_wait=0.0)
+async def _stalled_owner(guard: IdempotencyGuard) -> asyncio.Task[object]:
+    """A keyed request whose command runs and never ends (alive, on a slow database:
+    it may commit any time); returned once it runs."""
     started, never = asyncio.Event(), asyncio.Event()
 
     async def slow_owner(run: Run) -> StoredResponse:
         started.set()
-        await never.wait()  # still running (a slow database), may commit any time
+        await never.wait()
         raise AssertionError
+
+    owner: asyncio.Task[object] = asyncio.create_task(guard.run(_request(), slow_owner))
+    await started.wait()
+    return owner
+
+
+async def _cancelled(owner: asyncio.Task[object]) -> None:
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+
+
+async def test_a_takeover_that_loses_its_race_keeps_the_claim(
+    storage: MemoryCommandStorage, clock: Clock
+) -> None:
+    guard = _guard(storage, clock, lease=10, max_wait=0.0)
 
     async def conflict(run: Run) -> StoredResponse:
         raise ConcurrencyConflict("account-a", 5)
 
-    owner = asyncio.create_task(guard.run(_request(), slow_owner))
-    await started.wait()
+    owner = await _stalled_owner(guard)
     first_claim = next(iter(storage.records.values())).claim_id
     clock.now += 11  # the owner's lease ran out: the retry takes the claim over
     with pytest.raises(ConcurrencyConflict):
@@ -193,31 +207,19 @@ async def test_a_takeover_that_loses_its_race_keeps_the_claim(
     # recover under that same claim, never start a claim (and event ids) of its own.
     [run] = execute.runs
     assert (run.claim_id, run.recovering) == (first_claim, True)
-    owner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await owner
+    await _cancelled(owner)
 
 
 async def test_a_running_owner_renews_its_lease_and_is_not_taken_over(
     storage: MemoryCommandStorage, clock: Clock
 ) -> None:
     guard = _guard(storage, clock, lease=0.03, max_wait=0.0)
-    started, never = asyncio.Event(), asyncio.Event()
-
-    async def slow_owner(run: Run) -> StoredResponse:
-        started.set()
-        await never.wait()  # alive, on a slow database
-        raise AssertionError
-
-    owner = asyncio.create_task(guard.run(_request(), slow_owner))
-    await started.wait()
+    owner = await _stalled_owner(guard)
     await asyncio.sleep(guard.renew_interval * 2)  # the run is older than a third of its lease
     clock.now += 0.02
     await guard.renew_leases()  # what the write side's background task does
     clock.now += 0.02  # past the first lease, within the renewed one
     with pytest.raises(IdempotencyKeyInProgress):
         await guard.run(_request(), Recorder())
-    owner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await owner
+    await _cancelled(owner)
     assert guard.renew_interval == pytest.approx(0.01)
