@@ -139,8 +139,9 @@ class TransferProcessManager:
             for task in (following, lost):
                 task.cancel()
             await asyncio.gather(following, lost, return_exceptions=True)
-        if following.done() and not following.cancelled() and following.exception():
-            raise following.exception()  # type: ignore[misc]
+        # The follow loop ends on its own only through a bug: let it fail the manager.
+        if not following.cancelled() and (error := following.exception()) is not None:
+            raise error
 
     def _set_leading(self, leading: bool) -> None:
         self.leading = leading
