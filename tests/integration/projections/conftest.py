@@ -117,10 +117,21 @@ class Stack:
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             channel = await connection.channel()
-            name = self.topology.queue_name(queue_spec().name)
-            queue = await channel.declare_queue(name, passive=True)
+            queue = await channel.declare_queue(self._queue_name, passive=True)
             result = await queue.purge()
             return int(result.message_count)
+
+    async def ready(self) -> int:
+        """How many messages wait in the projector's queue, not yet delivered."""
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self._queue_name, passive=True)
+            return int(queue.declaration_result.message_count or 0)
+
+    @property
+    def _queue_name(self) -> str:
+        return self.topology.queue_name(queue_spec().name)
 
     async def parked(self, projection: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
         connection = await aio_pika.connect(self.amqp_url)
