@@ -18,6 +18,7 @@ from importlib import resources
 import asyncpg
 
 from eventstore.errors import MigrationError, StoreUnavailable
+from eventstore.sqlite_tx import immediate
 from eventstore.urls import DatabaseUrl, mask_password, parse_database_url
 
 # Serialises concurrent migrators on one PostgreSQL database (any stable constant).
@@ -122,18 +123,13 @@ def migrate_sqlite_connection(
     """Apply pending migrations on an open connection (autocommit mode), one transaction."""
     steps = sorted(migrations, key=lambda m: (m.component, m.version))
     try:
-        # BEGIN IMMEDIATE takes the write lock up front, so two migrators serialise.
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(_BOOKKEEPING_SQLITE)
-        done = set(conn.execute("SELECT component, version FROM chronicle_migrations"))
-        pending = [m for m in steps if (m.component, m.version) not in done]
-        try:
+        # The write lock, taken up front, serialises two migrators.
+        with immediate(conn):
+            conn.execute(_BOOKKEEPING_SQLITE)
+            done = set(conn.execute("SELECT component, version FROM chronicle_migrations"))
+            pending = [m for m in steps if (m.component, m.version) not in done]
             for step in pending:
                 _apply_sqlite(conn, step)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return pending
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable(f"SQLite database unavailable: {exc}") from exc

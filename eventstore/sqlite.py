@@ -39,6 +39,7 @@ from eventstore.metrics import StoreMetrics
 from eventstore.migrations import Migration, migrate_sqlite_connection
 from eventstore.model import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from eventstore.signal import AppendSignal
+from eventstore.sqlite_tx import immediate
 from eventstore.store import EventStore, check_read_all, stream_read_start
 
 T = TypeVar("T")
@@ -234,14 +235,8 @@ def _append(
 ) -> AppendResult:
     # BEGIN IMMEDIATE takes the write lock now: the version read below cannot change
     # before our insert commits, and positions are handed out in commit order.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = _append_locked(conn, stream_id, expected, encoded)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+    with immediate(conn):
+        return _append_locked(conn, stream_id, expected, encoded)
 
 
 def _append_locked(
