@@ -214,6 +214,11 @@ async def test_the_manager_resumes_from_its_checkpoint(pg_url: str) -> None:
             await wait_for_end(store, first_transfer)
             assert side.manager is not None
             await _wait_until(lambda: side.manager is not None and side.manager.position > 0)
+            # Saved every 0.5 s while running: wait for it rather than count on the last
+            # save as the manager stops (a repeated cancel may cut that one short).
+            async with asyncio.timeout(10):
+                while await store.load_checkpoint("commands.transfer-manager") < position_of(side):
+                    await asyncio.sleep(0.05)
         saved = await store.load_checkpoint("commands.transfer-manager")
         assert saved == side.manager.position
         manager = TransferProcessManager(store, side.handler, side.metrics)
@@ -226,6 +231,11 @@ async def test_the_manager_resumes_from_its_checkpoint(pg_url: str) -> None:
     finally:
         await storage.close()
         await store.close()
+
+
+def position_of(side: WriteSide) -> int:
+    assert side.manager is not None
+    return side.manager.position
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -173,7 +173,7 @@ async def test_min_position_reads_its_writes_on_a_lagging_standby(
         asyncio.create_task(projector.run(stop)),
     ]
     settings = QueriesSettings(
-        eventstore_url=primary_url, read_database_url=standby_url, min_position_timeout=5
+        eventstore_url=primary_url, read_database_url=standby_url, min_position_timeout=30
     )
     app = create_app(settings, engine=reader_engine, store=store)
     stale_reads = 0

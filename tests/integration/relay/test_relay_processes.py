@@ -90,7 +90,8 @@ async def test_two_relays_one_publishes_the_standby_takes_over(
         await wait_until(lambda: collector.has_all(second), 20, "the events after the kill")
         takeover = time.monotonic() - killed
     assert await standby.metric("chronicle_relay_active") == 1
-    assert takeover < 5, f"the standby took {takeover:.1f}s to take over"
+    # Lock retry 0.2 s, then the pump starts; the bound leaves room for a loaded machine.
+    assert takeover < 10, f"the standby took {takeover:.1f}s to take over"
     applied, _ = collector.apply_like_a_consumer(active, standby)
     assert applied == sorted([*first, *second], key=lambda e: e.position)
     assert standby.terminate() == 0, standby.log()

@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
@@ -184,6 +184,12 @@ def _small_window_socket(port: int) -> socket.socket:
     return sock
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
 def _percentiles(trackers: Sequence[Tracker], sent_at: dict[int, float]) -> tuple[float, float]:
     """p50 and p99 of POST-to-receipt latency over every tracker, in seconds."""
     found = sorted(t.received_at[p] - sent for t in trackers for p, sent in sent_at.items())
@@ -211,14 +217,16 @@ async def test_a_slow_client_is_closed_with_1013_and_the_others_keep_their_pace(
         closes_before = metric(bridge, "bridge_slow_client_closes_total")
         # The slow client reads nothing while 450 deposits go by at the same pace.
         sent_at = await post_deposits(pipeline, accounts, 450, rate=120)
+        await _until(lambda: metric(bridge, "bridge_slow_client_closes_total") > closes_before)
         assert metric(bridge, "bridge_slow_client_closes_total") == closes_before + 1
         await assert_exactly_once_in_order(fast, pipeline, max(sent_at))
         with_slow = _percentiles(fast, sent_at)
         print(f"fast clients' p50/p99 (s): alone {alone}, beside a slow client {with_slow}")
-        # Generous noise allowance for a shared 2-core machine (other suites may run);
-        # a fan-out waiting on the stalled socket would stall everyone for seconds.
+        # Generous noise allowance for a shared 2-core machine (other suites may run, a
+        # fsync may take a second); a fan-out waiting on the stalled socket would hold
+        # every client back for as long as the slow one reads nothing.
         assert with_slow[0] <= alone[0] * 3 + 0.25
-        assert with_slow[1] <= alone[1] * 3 + 1.0
+        assert with_slow[1] <= alone[1] * 3 + 2.0
         # Now it reads: what was already on the wire, then the 1013 close.
         seen: list[int] = []
         with pytest.raises(ConnectionClosedError) as closed:
@@ -254,7 +262,8 @@ async def test_sigterm_closes_clients_with_1012_and_they_resume_after_a_restart(
         assert bridge.popen is not None
         code = await asyncio.to_thread(bridge.popen.wait, 10)
         assert code == 0, log_tail(bridge.log_path)
-        assert time.perf_counter() - started < 6  # grace period 5 s
+        # Grace period 5 s, then the process exits; a loaded machine may add a few.
+        assert time.perf_counter() - started < 10
         assert all(t.closes == [1012] for t in trackers)
         await post_deposits(pipeline, accounts, 20)  # while no replica serves them
         bridge.restart().wait_ready()
