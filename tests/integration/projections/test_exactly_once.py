@@ -39,6 +39,19 @@ async def write(stack: Stack, events: list[tuple[str, DomainEvent]]) -> None:
         await stack.store.append(stream, [NewEvent(event_type, data, metadata)])
 
 
+async def position_of_event(stack: Stack, number: int) -> int:
+    """The position of the log's ``number``-th event, once it is written (positions
+    are transaction ids shifted, not counts)."""
+    found: list[int] = []
+
+    async def written() -> bool:
+        found[:] = [r.position for r in await stack.store.read_all(0, number)]
+        return len(found) == number
+
+    await wait_for(written, what=f"{number} events written")
+    return found[-1]
+
+
 async def converged(stack: Stack, timeout: float = 30.0) -> None:
     head = await stack.store.head_position()
 
@@ -59,7 +72,10 @@ async def test_duplicates_reordering_and_a_purged_queue(stack: Stack) -> None:
     stack.start(projector.run)
     events = bank_events(seed=11, count=800)
     writer = asyncio.create_task(write(stack, events[:400]))
-    await wait_for(lambda: projector.runner("account_summary").checkpoint > 50, what="progress")
+    fiftieth = await position_of_event(stack, 50)
+    await wait_for(
+        lambda: projector.runner("account_summary").checkpoint >= fiftieth, what="progress"
+    )
     # Duplicates, out of order, of what is already in the log (a relay retrying).
     head = await stack.store.head_position()
     sent = await stack.store.read_all(0, head)
@@ -108,9 +124,11 @@ async def test_a_projector_killed_mid_stream_restarts_with_no_loss_or_double(
         await write(stack, events[:300])
         writer = asyncio.create_task(write(stack, events[300:]))
 
+        two_hundredth = await position_of_event(stack, 200)
+
         async def mid_stream() -> bool:
             checkpoints = await read_checkpoints(stack.engine)
-            return checkpoints.get("account_summary", 0) > 200
+            return checkpoints.get("account_summary", 0) >= two_hundredth
 
         await wait_for(mid_stream, what="projector under way")
         process.kill()  # SIGKILL: no drain, batches in flight are lost
