@@ -36,9 +36,9 @@ from bench.common import create_scratch_database, drop_database, print_table, re
 from chronicle.migrations import all_migrations
 from eventstore import EventStore, NewEvent, open_event_store
 from eventstore.bus import Envelope, EventBus, Topology, encode, open_bus
+from eventstore.leader import lock_key
 from eventstore.migrations import migrate
 from eventstore.relay import PostgresLeadership, Relay, RelayConfig
-from eventstore.relay.leader import lock_key
 from eventstore.urls import parse_database_url
 
 AMQP_URL = os.environ.get("CHRONICLE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

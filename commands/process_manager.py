@@ -47,7 +47,7 @@ from commands.service.handler import CommandHandler
 from commands.service.metrics import WriteSideMetrics
 from commands.service.recovery import find_appended
 from eventstore import EventStore, PollPolicy, RecordedEvent
-from eventstore.relay import Leadership, SoleLeadership
+from eventstore.leader import Leadership, SoleLeadership
 from eventstore.signal import AppendSignal
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from commands.service.state import StateLoader
 from commands.settings import CommandsSettings
 from commands.storage import CommandStorage, open_command_storage
 from eventstore import EventStore, EventStoreError, open_event_store
-from eventstore.relay import Leadership, elected
+from eventstore.leader import Leadership, elected
 
 log = logging.getLogger(__name__)
 

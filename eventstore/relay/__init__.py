@@ -4,21 +4,13 @@ with publisher confirms, at least once, one active relay per group.
 See :class:`eventstore.relay.relay.Relay` and docs/messaging.md.
 """
 
-from eventstore.relay.config import RelayConfig
-from eventstore.relay.leader import (
-    FileLeadership,
-    Leadership,
-    PostgresLeadership,
-    SoleLeadership,
-    elected,
-    leadership_for,
-)
+from eventstore.leader import Leadership, PostgresLeadership, SoleLeadership
+from eventstore.relay.config import RelayConfig, leadership_for
 from eventstore.relay.metrics import RelayMetrics
 from eventstore.relay.relay import Relay, RelayStatus
 from eventstore.relay.settings import RelaySettings
 
 __all__ = [
-    "FileLeadership",
     "Leadership",
     "PostgresLeadership",
     "Relay",
@@ -27,6 +19,5 @@ __all__ = [
     "RelaySettings",
     "RelayStatus",
     "SoleLeadership",
-    "elected",
     "leadership_for",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eventstore.leader import Leadership, elected
+
 
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
@@ -27,3 +29,13 @@ class RelayConfig:
             raise ValueError("relay needs 0 < poll_min_delay <= poll_max_delay")
         if not 0 < self.retry_initial_delay <= self.retry_max_delay:
             raise ValueError("relay needs 0 < retry_initial_delay <= retry_max_delay")
+
+
+def leadership_for(database_url: str, config: RelayConfig) -> Leadership:
+    """The leader election of the relay group ``config.name``."""
+    return elected(
+        database_url,
+        config.name,
+        retry_interval=config.lock_retry_interval,
+        keepalive_interval=config.lock_keepalive_interval,
+    )

@@ -20,8 +20,8 @@ from eventstore.bus.api import Publisher
 from eventstore.bus.backoff import Backoff
 from eventstore.bus.errors import BusError, BusUnavailable
 from eventstore.errors import EventStoreError, StoreUnavailable
+from eventstore.leader import Leadership
 from eventstore.relay.config import RelayConfig
-from eventstore.relay.leader import Leadership
 from eventstore.relay.metrics import RelayMetrics
 from eventstore.relay.pump import Pump
 from eventstore.store import EventStore

@@ -8,8 +8,8 @@ import asyncio
 import asyncpg
 import pytest
 
+from eventstore.leader import lock_key
 from eventstore.relay import PostgresLeadership
-from eventstore.relay.leader import lock_key
 from eventstore.urls import parse_database_url
 from tests.unit.relay.helpers import wait_until
 

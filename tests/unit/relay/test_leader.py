@@ -5,14 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from eventstore.relay import (
-    FileLeadership,
-    PostgresLeadership,
-    RelayConfig,
-    SoleLeadership,
-    leadership_for,
-)
-from eventstore.relay.leader import lock_key
+from eventstore.leader import FileLeadership, PostgresLeadership, SoleLeadership, lock_key
+from eventstore.relay import RelayConfig, leadership_for
 
 
 async def test_only_one_file_lock_holder_until_it_releases(tmp_path: Path) -> None:

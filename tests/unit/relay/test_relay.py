@@ -10,8 +10,8 @@ import pytest
 
 from eventstore import EventStore
 from eventstore.bus import Publisher
+from eventstore.leader import Leadership
 from eventstore.relay import Relay, RelayConfig, SoleLeadership
-from eventstore.relay.leader import Leadership
 from tests.unit.relay.fakes import (
     FailingPublisher,
     GatedPublisher,

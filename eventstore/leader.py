@@ -4,15 +4,15 @@ Relays use it (one publishes), and so does the write side's transfer process man
 (one drives the transfers); ``role`` keeps their locks apart.
 
 * PostgreSQL: a session advisory lock held on a dedicated connection. PostgreSQL frees
-  it the moment that session ends, so when the active relay dies (SIGKILL included)
-  its socket closes, the server ends the session and a standby's next try wins. The
+  it the moment that session ends, so when the leader dies (SIGKILL included) its
+  socket closes, the server ends the session and a standby's next try wins. The
   holder checks its connection every second and gives up the lead as soon as it
   fails, because then it can no longer know whether it still holds the lock.
 * SQLite file: an exclusive ``flock`` on a file next to the database. The kernel frees
-  it when the holder's process ends, however it ends. Only relays on one machine can
-  share an SQLite file, so a local lock is enough.
+  it when the holder's process ends, however it ends. Only processes on one machine
+  can share an SQLite file, so a local lock is enough.
 * SQLite ``:memory:``: the database belongs to one store object in one process, so
-  there is a single relay by construction and it leads at once.
+  there is a single member by construction and it leads at once.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Protocol
 
 import asyncpg
 
-from eventstore.relay.config import RelayConfig
 from eventstore.urls import mask_password, parse_database_url
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class Leadership(Protocol):
         """Set when the lead acquired last can no longer be vouched for."""
 
     async def acquire(self, stop: asyncio.Event) -> bool:
-        """Wait until this relay leads (True) or ``stop`` is set (False)."""
+        """Wait until this member leads (True) or ``stop`` is set (False)."""
 
     async def release(self) -> None:
         """Give the lead up (no-op when not leading)."""
@@ -55,7 +54,7 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 class SoleLeadership:
-    """The only possible relay: leads at once, never loses it."""
+    """The only possible member: leads at once, never loses it."""
 
     def __init__(self) -> None:
         self._lost = asyncio.Event()
@@ -201,16 +200,6 @@ class PostgresLeadership:
                 await asyncio.wait_for(conn.close(), self._timeout)
             except _PG_ERRORS:
                 conn.terminate()
-
-
-def leadership_for(database_url: str, config: RelayConfig) -> Leadership:
-    """The leader election of the relay group ``config.name``."""
-    return elected(
-        database_url,
-        config.name,
-        retry_interval=config.lock_retry_interval,
-        keepalive_interval=config.lock_keepalive_interval,
-    )
 
 
 def elected(
