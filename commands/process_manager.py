@@ -47,7 +47,7 @@ from commands.service.handler import CommandHandler
 from commands.service.metrics import WriteSideMetrics
 from commands.service.recovery import find_appended
 from eventstore import EventStore, PollPolicy, RecordedEvent
-from eventstore.leader import Leadership, SoleLeadership
+from eventstore.leader import Leadership, SoleLeadership, while_leading
 from eventstore.signal import AppendSignal
 
 log = logging.getLogger(__name__)
@@ -131,17 +131,8 @@ class TransferProcessManager:
         """Drive transfers until the lead is lost (cancelled at once then: a manager
         that can no longer vouch for its lead must not take another step)."""
         self._set_leading(True)
-        following = asyncio.create_task(self._follow(), name="transfer-manager-follow")
-        lost = asyncio.create_task(self._leadership.lost.wait())
-        try:
-            await asyncio.wait({following, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (following, lost):
-                task.cancel()
-            await asyncio.gather(following, lost, return_exceptions=True)
-        # The follow loop ends on its own only through a bug: let it fail the manager.
-        if not following.cancelled() and (error := following.exception()) is not None:
-            raise error
+        # The follow loop ends on its own only through a bug, which fails the manager.
+        await while_leading(self._follow(), self._leadership.lost)
 
     def _set_leading(self, leading: bool) -> None:
         self.leading = leading

@@ -23,7 +23,8 @@ import fcntl
 import hashlib
 import logging
 import os
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -46,6 +47,37 @@ class Leadership(Protocol):
 
     async def release(self) -> None:
         """Give the lead up (no-op when not leading)."""
+
+
+async def while_leading(
+    work: Coroutine[Any, Any, None],
+    lost: asyncio.Event,
+    *,
+    stop: asyncio.Event | None = None,
+    drain: float = 0.0,
+) -> None:
+    """Run ``work`` until it ends, and cancel it the moment ``lost`` is set: a member
+    that can no longer vouch for its lead must not take another step. Once ``stop``
+    is set, ``work`` (which watches ``stop`` itself) has ``drain`` seconds to finish.
+    What ``work`` raises is raised here."""
+    task = asyncio.ensure_future(work)
+    watch_lost = asyncio.ensure_future(lost.wait())
+    watchers = {watch_lost}
+    if stop is not None:
+        watchers.add(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        if stop is not None and stop.is_set() and not task.done() and not lost.is_set():
+            await asyncio.wait(
+                {task, watch_lost}, timeout=drain, return_when=asyncio.FIRST_COMPLETED
+            )
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -11,7 +11,6 @@ events are published again, never that one is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -20,7 +19,7 @@ from eventstore.bus.api import Publisher
 from eventstore.bus.backoff import Backoff
 from eventstore.bus.errors import BusError, BusUnavailable
 from eventstore.errors import EventStoreError, StoreUnavailable
-from eventstore.leader import Leadership
+from eventstore.leader import Leadership, while_leading
 from eventstore.relay.config import RelayConfig
 from eventstore.relay.metrics import RelayMetrics
 from eventstore.relay.pump import Pump
@@ -91,7 +90,8 @@ class Relay:
                 pump = Pump(
                     self._store, self._publisher, self._config, self.metrics, start, self._confirmed
                 )
-                await self._run_pump(pump, stop, lost)
+                # Cancelled the moment the lead is lost; a bounded drain after stop.
+                await while_leading(pump.run(stop), lost, stop=stop, drain=_DRAIN_SECONDS)
             except (BusError, EventStoreError) as exc:
                 self._failed(exc)
                 if not await self._backoff.wait(stop):
@@ -101,28 +101,6 @@ class Relay:
 
     async def _checkpoint(self) -> int:
         return await self._store.load_checkpoint(self._config.name)
-
-    async def _run_pump(self, pump: Pump, stop: asyncio.Event, lost: asyncio.Event) -> None:
-        """Run ``pump`` until it ends; cancel it the moment the lead is lost, and give it
-        a bounded time to drain after stop."""
-        task = asyncio.create_task(pump.run(stop))
-        watch_lost = asyncio.create_task(lost.wait())
-        watch_stop = asyncio.create_task(stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {task, watch_lost, watch_stop}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if watch_stop in done and not task.done() and not lost.is_set():
-                await asyncio.wait(
-                    {task, watch_lost}, timeout=_DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
-        finally:
-            for waiter in (watch_lost, watch_stop):
-                waiter.cancel()
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def _confirmed(self, position: int) -> None:
         self.status.confirmed_position = position
