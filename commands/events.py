@@ -15,7 +15,7 @@ This module imports nothing else from ``commands``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -107,6 +107,19 @@ class AccountDebitReversed(DomainEvent):
     amount: PositiveAmount
 
 
+class AccountTransferLegRefused(DomainEvent):
+    """A rule of the account refused a transfer's ``leg`` (``debit`` or ``credit``);
+    ``reason`` is the refusal's stable code. Recorded under the step's event id, so the
+    step has one outcome whoever runs it, and however many times."""
+
+    event_type: ClassVar[str] = "AccountTransferLegRefused"
+    account_id: str
+    transfer_id: str
+    leg: Literal["debit", "credit"]
+    amount: PositiveAmount
+    reason: str
+
+
 # --- transfer -----------------------------------------------------------------------
 
 
@@ -165,6 +178,7 @@ ACCOUNT_EVENTS: tuple[type[DomainEvent], ...] = (
     AccountDebitedForTransfer,
     AccountCreditedForTransfer,
     AccountDebitReversed,
+    AccountTransferLegRefused,
 )
 TRANSFER_EVENTS: tuple[type[DomainEvent], ...] = (
     TransferRequested,

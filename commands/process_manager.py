@@ -4,11 +4,12 @@ It follows the log for ``TransferRequested`` events from its durable checkpoint 
 each, runs the transfer's remaining steps until it is finished (the pure policy is in
 ``commands.domain.transfer_policy``):
 
-* Every step is idempotent. The account event of a step has an id derived from the
-  transfer id and the step, so running a step twice appends nothing the second time;
-  and if deciding the step again is refused (the first run already took the money),
-  the manager finds its own earlier event in the account stream before believing the
-  refusal. Recording a step on the transfer uses derived ids and the expected version.
+* Every step has one outcome. The account event of a step, the leg or its refusal
+  (``AccountTransferLegRefused``), has an id derived from the transfer id and the step:
+  running a step again appends nothing, and if it would now go the other way (the
+  first run took the money; a deposit came since a refusal), the store refuses the id
+  and the manager takes the stored outcome. Recording a step on the transfer uses
+  derived ids and the expected version.
 * It never loses a transfer. The checkpoint only moves past a request once that
   transfer is finished, so after a crash the manager resumes from it and finishes what
   was in flight, from the transfer's recorded state. Failures are retried with capped
@@ -23,8 +24,9 @@ request (:meth:`observe`), and otherwise polls (requests from other processes).
 It runs inside ``chronicle serve commands`` (docs/commands.md says why), and one at a
 time: every replica runs one, the replicas elect which one drives the transfers (a
 PostgreSQL advisory lock, or a file lock next to an SQLite file), and the others stand
-by to take over. Two managers driving the same transfer would each decide its steps on
-what they saw: one could record a refusal while the other moved the money.
+by to take over. The election saves work, not money: two managers driving the same
+transfer for a while (a leader cut off without knowing it) still record each step's
+one outcome.
 """
 
 from __future__ import annotations
@@ -40,13 +42,19 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from commands.domain import account, transfer
 from commands.domain.transfer import TransferState
 from commands.domain.transfer_policy import Step, next_step, record_outcome, step_command
-from commands.errors import DomainError, TransferStepOutOfOrder
-from commands.events import TRANSFER_CATEGORY, TransferRequested, account_stream, transfer_stream
-from commands.service.context import CommandContext, EventIds, Outcome, derived_ids
+from commands.errors import TransferStepOutOfOrder
+from commands.events import (
+    TRANSFER_CATEGORY,
+    AccountTransferLegRefused,
+    TransferRequested,
+    account_stream,
+    transfer_stream,
+)
+from commands.service.context import CommandContext, Outcome, derived_ids
 from commands.service.handler import CommandHandler
 from commands.service.metrics import WriteSideMetrics
 from commands.service.recovery import find_appended
-from eventstore import EventStore, PollPolicy, RecordedEvent
+from eventstore import EventIdConflict, EventStore, PollPolicy, RecordedEvent, StoreUnavailable
 from eventstore.leader import Leadership, SoleLeadership, while_leading
 from eventstore.signal import AppendSignal
 
@@ -190,39 +198,39 @@ class TransferProcessManager:
                 if loaded.state.finished and loaded.version > 0:
                     self._metrics.transfers.labels(loaded.state.status.value).inc()
                 return
-            refusal = await self._perform(loaded.state, step, context)
-            command = record_outcome(loaded.state, step, refusal)
+            refused = await self.perform(loaded.state, step, context, requested.position)
+            command = record_outcome(loaded.state, step, refused)
             ids = derived_ids(step_seed(transfer_id, f"record-{step}"))
             with contextlib.suppress(TransferStepOutOfOrder):  # recorded meanwhile: reload
                 await self._handler.execute(transfer.aggregate, command, context, event_ids=ids)
 
-    async def _perform(
-        self, state: TransferState, step: Step, context: CommandContext
-    ) -> DomainError | None:
-        """Run ``step`` on its account; the refusal, or None when it happened (now or in
-        an earlier run)."""
+    async def perform(
+        self, state: TransferState, step: Step, context: CommandContext, requested_at: int
+    ) -> str | None:
+        """Run ``step`` on its account: the code of its refusal, or None when it
+        happened. Whoever ran the step first (this manager before a crash, or another
+        one) decided its outcome, and that outcome is the one returned.
+        ``requested_at`` is the position of the transfer's request."""
         command = step_command(state, step)
         ids = derived_ids(step_seed(state.transfer_id, str(step)))
         try:
-            await self._handler.execute(account.aggregate, command, context, event_ids=ids)
-        except DomainError as refusal:
-            if await self._done_before(state, command.account_id, ids):
-                return None
-            return refusal
+            outcome = await self._handler.execute(
+                account.aggregate, command, context, event_ids=ids
+            )
+            recorded = outcome.events[0]
+        except EventIdConflict as conflict:
+            # The step's id holds another outcome than the one decided now (the money
+            # moved since): the stored one stands. It came after the request.
+            stream = account_stream(command.account_id)
+            found = await find_appended(self._store, stream, ids, after_position=requested_at)
+            if found is None:  # the id is taken, so the event is there: a read went wrong
+                raise StoreUnavailable(
+                    f"{stream}: the event of transfer step {step} is not readable"
+                ) from conflict
+            recorded = found.events[0]
+        if recorded.type == AccountTransferLegRefused.event_type:
+            return str(recorded.data["reason"])
         return None
-
-    async def _done_before(self, state: TransferState, account_id: str, ids: EventIds) -> bool:
-        # The step's event, if appended, came after the transfer's latest event.
-        latest = await self._store.read_stream(
-            transfer_stream(state.transfer_id), None, backwards=True, limit=1
-        )
-        found = await find_appended(
-            self._store,
-            account_stream(account_id),
-            ids,
-            after_position=latest[0].position,
-        )
-        return found is not None
 
     async def _retrying(self, action: Callable[[], Awaitable[T]]) -> T:
         delay = 0.05

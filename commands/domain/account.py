@@ -4,12 +4,18 @@ Rules: money moves only on an open account; the balance never goes below zero no
 MAX_BALANCE; an account closes only when empty. A reversal of a transfer debit is the
 exception that always succeeds (even on a closed account): it gives back money this
 account gave to a transfer whose credit failed, so money is never lost.
+
+A transfer's debit or credit that a rule refuses is not an error but an event,
+``AccountTransferLegRefused``: the process manager appends a leg under an event id
+derived from the transfer and the step, so whichever outcome is stored first is the
+step's outcome for good. Two runs of a step (a retry after a crash, or two managers)
+can never see it go both ways: one taking the money while the other records a refusal.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +27,7 @@ from commands.errors import (
     AccountNotEmpty,
     AccountNotFound,
     BalanceLimitExceeded,
+    DomainError,
     InsufficientFunds,
 )
 from commands.events import (
@@ -31,6 +38,7 @@ from commands.events import (
     AccountDebitedForTransfer,
     AccountDebitReversed,
     AccountOpened,
+    AccountTransferLegRefused,
     DomainEvent,
     MoneyDeposited,
     MoneyWithdrawn,
@@ -141,16 +149,36 @@ def decide(state: AccountState, command: AccountCommand) -> list[DomainEvent]:
 def _decide_transfer_leg(state: AccountState, command: AccountCommand) -> list[DomainEvent]:
     match command:
         case DebitForTransfer(account_id=account_id, amount=amount):
-            _require_funds(_require_open(state, account_id), amount)
+            try:
+                _require_funds(_require_open(state, account_id), amount)
+            except DomainError as refusal:
+                return [_leg_refused(command, "debit", refusal)]
             return [AccountDebitedForTransfer(**command.model_dump())]
         case CreditForTransfer(account_id=account_id, amount=amount):
-            _require_room(_require_open(state, account_id), amount)
+            try:
+                _require_room(_require_open(state, account_id), amount)
+            except DomainError as refusal:
+                return [_leg_refused(command, "credit", refusal)]
             return [AccountCreditedForTransfer(**command.model_dump())]
         case ReverseTransferDebit(account_id=account_id):
             if state.status is AccountStatus.NONE:
                 raise AccountNotFound(f"account {account_id} does not exist")
             return [AccountDebitReversed(**command.model_dump())]
     raise TypeError(f"not an account command: {command!r}")
+
+
+def _leg_refused(
+    command: DebitForTransfer | CreditForTransfer,
+    leg: Literal["debit", "credit"],
+    refusal: DomainError,
+) -> AccountTransferLegRefused:
+    return AccountTransferLegRefused(
+        account_id=command.account_id,
+        transfer_id=command.transfer_id,
+        leg=leg,
+        amount=command.amount,
+        reason=refusal.code,
+    )
 
 
 def _require_open(state: AccountState, account_id: str) -> AccountState:
@@ -175,7 +203,8 @@ def _require_room(state: AccountState, amount: int) -> None:
 
 
 def evolve(state: AccountState, event: DomainEvent) -> AccountState:
-    """The account after ``event``. Events of other aggregates leave it unchanged."""
+    """The account after ``event``. A refused transfer leg, and events of other
+    aggregates, leave it unchanged."""
     match event:
         case AccountOpened(account_id=account_id, owner=owner):
             return AccountState(status=AccountStatus.OPEN, account_id=account_id, owner=owner)

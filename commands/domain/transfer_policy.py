@@ -26,7 +26,6 @@ from commands.domain.transfer import (
     TransferState,
     TransferStatus,
 )
-from commands.errors import DomainError
 
 
 class Step(enum.StrEnum):
@@ -57,23 +56,22 @@ def step_command(state: TransferState, step: Step) -> AccountCommand:
     return ReverseTransferDebit(account_id=state.from_account, transfer_id=tid, amount=amount)
 
 
-def record_outcome(
-    state: TransferState, step: Step, refusal: DomainError | None
-) -> TransferCommand:
-    """The transfer command recording ``step``'s outcome (``refusal`` None = it happened).
+def record_outcome(state: TransferState, step: Step, refused: str | None) -> TransferCommand:
+    """The transfer command recording ``step``'s outcome: ``refused`` is the code of the
+    account's refusal (``AccountTransferLegRefused``), None when the step happened.
 
-    A reversal cannot be refused (see commands.domain.account); if it is, the ledger's
-    invariants are broken and this raises the refusal rather than guess.
+    A reversal cannot be refused (see commands.domain.account): a refusal of one means
+    the ledger's invariants are broken, and this raises rather than guess.
     """
     tid = state.transfer_id
     if step is Step.DEBIT:
-        if refusal is None:
+        if refused is None:
             return RecordSourceDebited(transfer_id=tid)
-        return RecordDebitRejected(transfer_id=tid, reason=refusal.code)
+        return RecordDebitRejected(transfer_id=tid, reason=refused)
     if step is Step.CREDIT:
-        if refusal is None:
+        if refused is None:
             return RecordTargetCredited(transfer_id=tid)
-        return RecordCreditRejected(transfer_id=tid, reason=refusal.code)
-    if refusal is not None:
-        raise refusal
+        return RecordCreditRejected(transfer_id=tid, reason=refused)
+    if refused is not None:
+        raise ValueError(f"transfer {tid}: a reversal was refused ({refused})")
     return RecordDebitCompensated(transfer_id=tid)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from pydantic import ValidationError
 
@@ -34,6 +36,8 @@ from commands.events import (
     AccountDebitedForTransfer,
     AccountDebitReversed,
     AccountOpened,
+    AccountTransferLegRefused,
+    DomainEvent,
     MoneyDeposited,
     MoneyWithdrawn,
 )
@@ -79,9 +83,16 @@ def test_the_balance_never_goes_below_zero() -> None:
     spec.given(funded).when(Withdraw(account_id=A, amount=1_001)).then_raises(
         InsufficientFunds, match="less than 1001"
     )
-    spec.given(funded).when(
-        DebitForTransfer(account_id=A, transfer_id="t1", amount=1_001)
-    ).then_raises(InsufficientFunds)
+    spec.given(funded).when(DebitForTransfer(account_id=A, transfer_id="t1", amount=1_001)).then(
+        refused("debit", 1_001, "insufficient_funds")
+    )
+
+
+def refused(leg: Literal["debit", "credit"], amount: int, reason: str) -> DomainEvent:
+    """A transfer leg refused: recorded (the step's one outcome), the balance untouched."""
+    return AccountTransferLegRefused(
+        account_id=A, transfer_id="t1", leg=leg, amount=amount, reason=reason
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,8 +101,6 @@ def test_the_balance_never_goes_below_zero() -> None:
         Deposit(account_id=A, amount=1),
         Withdraw(account_id=A, amount=1),
         CloseAccount(account_id=A),
-        DebitForTransfer(account_id=A, transfer_id="t1", amount=1),
-        CreditForTransfer(account_id=A, transfer_id="t1", amount=1),
         ReverseTransferDebit(account_id=A, transfer_id="t1", amount=1),
     ],
 )
@@ -100,13 +109,25 @@ def test_an_unknown_account_is_not_found(command: account.AccountCommand) -> Non
 
 
 @pytest.mark.parametrize(
+    ("given", "reason"),
+    [([], "account_not_found"), ([opened, Closed(account_id=A)], "account_closed")],
+)
+def test_transfer_legs_on_an_unknown_or_closed_account_are_refused(
+    given: list[DomainEvent], reason: str
+) -> None:
+    debit = DebitForTransfer(account_id=A, transfer_id="t1", amount=1)
+    credit = CreditForTransfer(account_id=A, transfer_id="t1", amount=1)
+    spec.given(given).when(debit).then(refused("debit", 1, reason))
+    state = spec.given(given).when(credit).then(refused("credit", 1, reason))
+    assert state.balance == 0
+
+
+@pytest.mark.parametrize(
     "command",
     [
         Deposit(account_id=A, amount=1),
         Withdraw(account_id=A, amount=1),
         CloseAccount(account_id=A),
-        DebitForTransfer(account_id=A, transfer_id="t1", amount=1),
-        CreditForTransfer(account_id=A, transfer_id="t1", amount=1),
     ],
 )
 def test_a_closed_account_rejects_money_movements(command: account.AccountCommand) -> None:
@@ -141,8 +162,8 @@ def test_the_balance_has_an_upper_bound() -> None:
         *[MoneyDeposited(account_id=A, amount=MAX_AMOUNT)] * (MAX_BALANCE // MAX_AMOUNT),
     ]
     spec.given(rich).when(Deposit(account_id=A, amount=1)).then_raises(BalanceLimitExceeded)
-    spec.given(rich).when(CreditForTransfer(account_id=A, transfer_id="t", amount=1)).then_raises(
-        BalanceLimitExceeded
+    spec.given(rich).when(CreditForTransfer(account_id=A, transfer_id="t1", amount=1)).then(
+        refused("credit", 1, "balance_limit_exceeded")
     )
 
 

@@ -38,6 +38,7 @@ def test_type_names_are_stable_strings() -> None:
             "AccountDebitedForTransfer",
             "AccountCreditedForTransfer",
             "AccountDebitReversed",
+            "AccountTransferLegRefused",
             "TransferRequested",
             "TransferSourceDebited",
             "TransferTargetCredited",

@@ -19,6 +19,7 @@ from commands.domain import account, transfer
 from commands.errors import DomainError
 from commands.events import (
     EVENT_TYPES,
+    AccountTransferLegRefused,
     DomainEvent,
     account_stream,
     decode_stored,
@@ -82,16 +83,14 @@ class Bank:
             )
         )
         leg = {"transfer_id": tid, "amount": amount}
-        try:
-            self._account(account.DebitForTransfer(account_id=source, **leg))
-        except DomainError as exc:
-            self._transfer(transfer.RecordDebitRejected(transfer_id=tid, reason=exc.code))
+        [debit] = self._account(account.DebitForTransfer(account_id=source, **leg))
+        if isinstance(debit, AccountTransferLegRefused):
+            self._transfer(transfer.RecordDebitRejected(transfer_id=tid, reason=debit.reason))
             return
         self._transfer(transfer.RecordSourceDebited(transfer_id=tid))
-        try:
-            self._account(account.CreditForTransfer(account_id=target, **leg))
-        except DomainError as exc:
-            self._transfer(transfer.RecordCreditRejected(transfer_id=tid, reason=exc.code))
+        [credit] = self._account(account.CreditForTransfer(account_id=target, **leg))
+        if isinstance(credit, AccountTransferLegRefused):
+            self._transfer(transfer.RecordCreditRejected(transfer_id=tid, reason=credit.reason))
             self._account(account.ReverseTransferDebit(account_id=source, **leg))
             self._transfer(transfer.RecordDebitCompensated(transfer_id=tid))
             return
@@ -170,7 +169,9 @@ def _fold_account(
     account_id = data["account_id"]
     if record.type == "AccountOpened":
         accounts[account_id] = {"owner": data["owner"], "balance": 0, "status": "open"}
-    entry = accounts[account_id]
+    entry = accounts.get(account_id)
+    if entry is None:  # a transfer leg refused to an account never opened: no row
+        return
     entry["version"] = record.version
     if record.type == "AccountClosed":
         entry["status"] = "closed"
