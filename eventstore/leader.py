@@ -76,8 +76,12 @@ async def while_leading(
             watcher.cancel()
         if not task.done():
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            # wait() neither passes a cancel of the caller's on to the task (cancelled
+            # already) nor swallows it: a caller cancelled meanwhile stays cancelled.
+            await asyncio.wait({task})
+        failed = None if task.cancelled() else task.exception()
+    if failed is not None:
+        raise failed
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -22,7 +22,7 @@ from commands.api.schemas import (
     result_example,
 )
 from commands.domain import account, transfer
-from commands.domain.account import CloseAccount, Deposit, OpenAccount, Withdraw
+from commands.domain.account import AccountStatus, CloseAccount, Deposit, OpenAccount, Withdraw
 from commands.domain.decider import Aggregate, Command
 from commands.domain.transfer import RequestTransfer
 from commands.domain.values import ID_PATTERN
@@ -279,8 +279,14 @@ async def request_transfer(request: Request) -> Response:
 
 async def _require_accounts(side: WriteSide, *account_ids: str) -> None:
     """404 now rather than a transfer that can only fail: both accounts must exist.
-    (Accounts are never deleted, so an account seen once keeps existing.)"""
+    (Accounts are never deleted, so an account seen open once keeps existing.) The
+    account's state says so, not its stream: a stream can hold a refused transfer leg
+    and no opening."""
     for account_id in account_ids:
         stream = account_stream(account_id)
-        if side.states.peek_version(stream) == 0 and await side.store.stream_version(stream) == 0:
+        loaded = await side.states.load(account.aggregate, stream, fresh=False)
+        if loaded.state.status is AccountStatus.NONE:
+            # The cache may predate the opening (another replica's): ask the log.
+            loaded = await side.states.load(account.aggregate, stream, fresh=True)
+        if loaded.state.status is AccountStatus.NONE:
             raise AccountNotFound(f"account {account_id} does not exist")

@@ -126,7 +126,7 @@ class AccountState(BaseModel):
 
 def decide(state: AccountState, command: AccountCommand) -> list[DomainEvent]:
     """The events ``command`` causes on an account in ``state``; raises a DomainError
-    when a rule refuses it."""
+    when a rule refuses it, except for a transfer leg, whose refusal is an event."""
     match command:
         case OpenAccount(account_id=account_id, owner=owner):
             if state.status is not AccountStatus.NONE:

@@ -2,8 +2,9 @@
 
 A command with derived event ids (an idempotency key's claim, a transfer step) may be
 run again after a crash. If the first run's append happened, the state now includes its
-events and deciding again may refuse (e.g. the debit already took the money). Before
-trusting such a refusal, the runner looks for its own events in the stream.
+events and deciding again may come out otherwise: a refusal (a withdrawal whose money
+is gone), or other events under the same ids (a transfer step, refused by the store with
+EventIdConflict). The runner then looks for the first run's events in the stream.
 """
 
 from __future__ import annotations

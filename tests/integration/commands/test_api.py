@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from commands.events import AccountTransferLegRefused, encode
 from eventstore import NewEvent
 from tests.integration.commands.fakes import ConflictingStore
 from tests.integration.commands.harness import Api, running_api, token
@@ -215,6 +216,23 @@ async def test_unknown_accounts_are_404_and_write_nothing(api: Api) -> None:
         )
         _problem(response, 404, "account_not_found")
     assert len(await api.log()) == 1
+
+
+async def test_a_stream_with_only_a_refused_transfer_leg_is_no_account(api: Api) -> None:
+    # A leg refused to an account never opened is recorded in its stream (the step's one
+    # outcome); the account still does not exist.
+    ghost, known = _id(), _id()
+    await api.open(known)
+    refusal = AccountTransferLegRefused(
+        account_id=ghost, transfer_id="t-1", leg="credit", amount=5, reason="account_not_found"
+    )
+    await api.store.append(f"account-{ghost}", [NewEvent(*encode(refusal))])
+    response = await api.client.post(
+        "/v1/transfers", json={"from_account": known, "to_account": ghost, "amount": 1}
+    )
+    _problem(response, 404, "account_not_found")
+    response = await api.client.post(f"/v1/accounts/{ghost}/deposits", json={"amount": 1})
+    _problem(response, 404, "account_not_found")
 
 
 async def test_domain_refusals_are_422_and_write_nothing(api: Api) -> None:

@@ -44,3 +44,23 @@ async def test_after_a_stop_the_work_drains_within_its_bound() -> None:
     await while_leading(draining(0.01), asyncio.Event(), stop=stop, drain=5)
     await asyncio.wait_for(while_leading(draining(60), asyncio.Event(), stop=stop, drain=0.05), 5)
     assert finished == [0.01]
+
+
+async def test_a_caller_cancelled_while_the_work_winds_down_stays_cancelled() -> None:
+    lost, wound_down = asyncio.Event(), asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.05)  # e.g. saving a checkpoint as it stops
+            wound_down.set()
+
+    leading = asyncio.create_task(while_leading(work(), lost))
+    await asyncio.sleep(0)
+    lost.set()
+    await asyncio.sleep(0.01)  # the work is now winding down
+    leading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leading
+    assert leading.cancelled()
