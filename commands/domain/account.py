@@ -3,7 +3,9 @@
 Rules: money moves only on an open account; the balance never goes below zero nor above
 MAX_BALANCE; an account closes only when empty. A reversal of a transfer debit is the
 exception that always succeeds (even on a closed account): it gives back money this
-account gave to a transfer whose credit failed, so money is never lost.
+account gave to a transfer whose credit failed, so money is never lost. A closed account
+holds money only that way (it closed empty, and takes no other money in), and that money
+can be withdrawn: it would be out of everyone's reach otherwise.
 
 A transfer's debit or credit that a rule refuses is not an error but an event,
 ``AccountTransferLegRefused``: the process manager appends a leg under an event id
@@ -136,7 +138,9 @@ def decide(state: AccountState, command: AccountCommand) -> list[DomainEvent]:
             _require_room(_require_open(state, account_id), amount)
             return [MoneyDeposited(account_id=account_id, amount=amount)]
         case Withdraw(account_id=account_id, amount=amount):
-            _require_funds(_require_open(state, account_id), amount)
+            if not (state.status is AccountStatus.CLOSED and state.balance > 0):
+                _require_open(state, account_id)
+            _require_funds(state, amount)
             return [MoneyWithdrawn(account_id=account_id, amount=amount)]
         case CloseAccount(account_id=account_id):
             if _require_open(state, account_id).balance != 0:

@@ -150,6 +150,27 @@ def test_a_reversal_is_accepted_even_on_a_closed_account() -> None:
     assert state.balance == 5
 
 
+def test_money_given_back_to_a_closed_account_can_be_withdrawn() -> None:
+    # The whole balance went to a transfer, the account closed, and the credit bounced.
+    history = [
+        opened,
+        MoneyDeposited(account_id=A, amount=5),
+        AccountDebitedForTransfer(account_id=A, transfer_id="t1", amount=5),
+        Closed(account_id=A),
+        AccountDebitReversed(account_id=A, transfer_id="t1", amount=5),
+    ]
+    spec.given(history).when(Withdraw(account_id=A, amount=6)).then_raises(InsufficientFunds)
+    spec.given(history).when(Deposit(account_id=A, amount=1)).then_raises(AccountClosed)
+    state = (
+        spec.given(history)
+        .when(Withdraw(account_id=A, amount=5))
+        .then(MoneyWithdrawn(account_id=A, amount=5))
+    )
+    assert (state.status, state.balance) == (AccountStatus.CLOSED, 0)
+    emptied = [*history, MoneyWithdrawn(account_id=A, amount=5)]
+    spec.given(emptied).when(Withdraw(account_id=A, amount=1)).then_raises(AccountClosed)
+
+
 def test_close_only_an_empty_account() -> None:
     spec.given(funded).when(CloseAccount(account_id=A)).then_raises(AccountNotEmpty)
     state = spec.given(opened).when(CloseAccount(account_id=A)).then(Closed(account_id=A))
