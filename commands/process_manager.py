@@ -64,7 +64,6 @@ T = TypeVar("T")
 
 CHECKPOINT = "commands.transfer-manager"
 _STEP_NAMESPACE = uuid5(NAMESPACE_URL, "https://chronicle.dev/ns/transfer-step")
-_UNHEALTHY_AFTER = 5
 
 
 def step_seed(transfer_id: str, action: str) -> UUID:
@@ -117,10 +116,10 @@ class TransferProcessManager:
         finished)."""
         return self._handled
 
-    async def check(self) -> None:
-        """Readiness: raise when the manager keeps failing on the same transfer."""
-        if self._failures >= _UNHEALTHY_AFTER:
-            raise RuntimeError(f"transfer manager failed {self._failures} times in a row")
+    @property
+    def failures(self) -> int:
+        """Failures in a row on the current step (0 once it goes through)."""
+        return self._failures
 
     async def run(self) -> None:
         """Lead, or stand by while another replica's manager leads, forever."""
@@ -239,14 +238,20 @@ class TransferProcessManager:
                 result = await action()
             except Exception as exc:
                 # Never skip: a transfer left behind would keep money in flight. Transient
-                # errors (database down) heal; a bug shows up in logs and in /readyz.
-                self._failures += 1
+                # errors (database down) heal; a bug shows up in the logs and in
+                # chronicle_transfer_manager_failures (alert ChronicleTransferManagerStuck).
+                self._set_failures(self._failures + 1)
                 log.warning("transfer manager failed (%d in a row): %r", self._failures, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_back_off)
                 continue
-            self._failures = 0
+            if self._failures:
+                self._set_failures(0)
             return result
+
+    def _set_failures(self, count: int) -> None:
+        self._failures = count
+        self._metrics.manager_failures.set(count)
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -48,6 +48,11 @@ class WriteSideMetrics:
             "Last log position the transfer process manager has handled",
             registry=registry,
         )
+        self.manager_failures = Gauge(
+            "chronicle_transfer_manager_failures",
+            "Failures in a row of the transfer manager on its current step (0 once it goes on)",
+            registry=registry,
+        )
         self.manager_active = Gauge(
             "chronicle_transfer_manager_active",
             "1 while this process's transfer manager leads (drives transfers), else 0",

@@ -83,6 +83,7 @@ def test_the_rule_covers_the_pipeline() -> None:
         "ChronicleOrderingStall",
         "ChronicleTransferManagerNoLeader",
         "ChronicleTransferManagerSplitLead",
+        "ChronicleTransferManagerStuck",
     }
     assert required <= alerts
     for rule in _rules():

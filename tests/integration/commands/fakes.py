@@ -90,3 +90,17 @@ class ConflictingStore(PausingStore):
 
     async def append(self, stream_id: str, events: Any, expected_version: Any = 0) -> Any:
         raise ConcurrencyError(stream_id, expected_version, 99)
+
+
+class BrokenTransferFeed(PausingStore):
+    """The real store, except that reading the log for transfers (the transfer
+    manager's feed) fails while ``broken``."""
+
+    def __init__(self, inner: EventStore) -> None:
+        super().__init__(inner, lambda stream, kind: False)
+        self.broken = True
+
+    async def read_all(self, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
+        if self.broken and "transfer" in (kwargs.get("categories") or ()):
+            raise RuntimeError("the log cannot be read for transfers")
+        return await self.inner.read_all(*args, **kwargs)

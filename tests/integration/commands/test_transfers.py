@@ -24,7 +24,7 @@ from eventstore import (
     RecordedEvent,
     open_event_store,
 )
-from tests.integration.commands.fakes import PausingStore
+from tests.integration.commands.fakes import BrokenTransferFeed, PausingStore
 from tests.integration.commands.harness import Api, running_api
 
 pytestmark = pytest.mark.postgres
@@ -261,3 +261,44 @@ async def test_transfers_on_sqlite(sqlite_url: str) -> None:
         assert outcomes == ["TransferCompleted", "TransferFailed", "TransferCompleted"]
         assert await balance(api.store, source) == 0
         assert await balance(api.store, target) == 10
+
+
+async def test_a_manager_failing_on_a_step_is_counted_and_the_replica_stays_ready(
+    pg_url: str,
+) -> None:
+    inner = await open_event_store(pg_url)
+    store = BrokenTransferFeed(inner)
+    try:
+        async with running_api(pg_url, auth=False, store=store) as api:
+            source, target = _id("acc"), _id("acc")
+            await api.open(source)
+            await api.open(target)
+            await api.deposit(source, 10)
+            transfer_id = _id("tr")
+            response = await api.client.post(
+                "/v1/transfers",
+                json={"transfer_id": transfer_id, "from_account": source, "to_account": target,
+                      "amount": 10},
+            )  # fmt: skip
+            assert response.status_code == 202
+
+            async def failures() -> float:
+                text = (await api.client.get("/metrics")).text
+                [line] = [
+                    x
+                    for x in text.splitlines()
+                    if x.startswith("chronicle_transfer_manager_failures ")
+                ]
+                return float(line.split()[1])
+
+            async with asyncio.timeout(20):
+                while await failures() < 6:  # past the five that used to make it unready
+                    await asyncio.sleep(0.05)
+            ready = await api.client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            store.broken = False  # healed: the manager goes on where it stopped
+            assert await wait_for_end(inner, transfer_id) == "TransferCompleted"
+            assert await failures() == 0
+            assert await balance(inner, target) == 10
+    finally:
+        await inner.close()
