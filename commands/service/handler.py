@@ -31,10 +31,7 @@ S = TypeVar("S", bound=BaseModel)
 
 
 class _Retry(Exception):
-    """This attempt decided on an outdated state; try again on a fresh one."""
-
-    def __init__(self, *, back_off: bool) -> None:
-        self.back_off = back_off
+    """This attempt lost its append to a concurrent writer; try again on fresh state."""
 
 
 class CommandHandler:
@@ -104,9 +101,9 @@ class CommandHandler:
                     return await self._attempt(
                         aggregate, stream_id, command, context, expected, event_ids, fresh
                     )
-                except _Retry as retry:
+                except _Retry:
                     fresh = True
-                    if retry.back_off and attempt < self._max_attempts:
+                    if attempt < self._max_attempts:
                         await asyncio.sleep(self._delay(attempt))
         raise ConcurrencyConflict(stream_id, self._max_attempts)
 
@@ -128,8 +125,10 @@ class CommandHandler:
         except DomainError:
             if fresh:
                 raise
-            # The cache may predate another process's events: confirm on fresh state.
-            raise _Retry(back_off=False) from None
+            # The cache may predate another process's events: confirm on fresh state,
+            # in this attempt (a stale cache is no conflict, and costs none of them).
+            loaded = await self.states.load(aggregate, stream_id, fresh=True)
+            events = list(aggregate.decider.decide(loaded.state, command))
         if not events:
             return Outcome(stream_id, loaded.version, 0, ())
         return await self._append(
@@ -154,7 +153,7 @@ class CommandHandler:
             self._metrics.conflicts.inc()
             if expected is not None:
                 raise PreconditionFailed(stream_id, expected, exc.current) from exc
-            raise _Retry(back_off=True) from exc
+            raise _Retry from exc
         if result.replayed:
             # Appended before (same ids): the cached state may not include it yet.
             self.states.forget(stream_id)

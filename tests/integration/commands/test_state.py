@@ -64,10 +64,13 @@ async def test_a_warm_command_reads_nothing(store: EventStore, storage: CommandS
     assert counting.stream_reads == before
 
 
+@pytest.mark.parametrize("attempts", [5, 1])
 async def test_a_stale_cache_catches_up_and_retries(
-    store: EventStore, storage: CommandStorage
+    store: EventStore, storage: CommandStorage, attempts: int
 ) -> None:
-    one, two = side_over(store, storage), side_over(store, storage)
+    # Even with one attempt: a refusal on a stale cache is confirmed within it.
+    one = side_over(store, storage, command_attempts=attempts)
+    two = side_over(store, storage)
     account_id = f"acc-{uuid.uuid4().hex[:8]}"
     await _open(one, account_id)
     await _deposit(one, account_id, 5)
