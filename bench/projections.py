@@ -46,7 +46,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -396,19 +396,29 @@ async def apply_only(batches: int) -> None:
     print_table("live apply step (d)", _apply_rows(run), ("case", "size", "time", "events/s"))
 
 
-async def lag_only(events: int, rate: float, seconds: float) -> None:
-    name, url = await create_scratch_database("bench_projections_lag")
+@contextlib.asynccontextmanager
+async def populated_log(name: str, events: int) -> AsyncIterator[str]:
+    """A scratch database holding a bank log of ``events`` events; its URL. Dropped on
+    exit."""
+    name, url = await create_scratch_database(name)
     try:
         await migrate(url, all_migrations())
         store = await open_event_store(url)
         try:
+            started = time.perf_counter()
             await populate(store, events)
+            print(f"log of {events:,} events written in {time.perf_counter() - started:.1f}s")
         finally:
             await store.close()
-        amqp = await live_lag(url, rate, seconds)
-        memory = await live_lag(url, rate, seconds, broker="memory://")
+        yield url
     finally:
         await drop_database(name)
+
+
+async def lag_only(events: int, rate: float, seconds: float) -> None:
+    async with populated_log("bench_projections_lag", events) as url:
+        amqp = await live_lag(url, rate, seconds)
+        memory = await live_lag(url, rate, seconds, broker="memory://")
     sent = rate * seconds
     rows = []
     for label, run in (("(b) RabbitMQ", amqp), ("(c) in-process bus", memory)):
@@ -436,24 +446,13 @@ async def lag_only(events: int, rate: float, seconds: float) -> None:
 
 
 async def main(events: int, rate: float, seconds: float, apply_batches: int) -> None:
-    name, url = await create_scratch_database("bench_projections")
-    try:
-        await migrate(url, all_migrations())
-        store = await open_event_store(url)
-        try:
-            started = time.perf_counter()
-            await populate(store, events)
-            print(f"log of {events:,} events written in {time.perf_counter() - started:.1f}s")
-        finally:
-            await store.close()
+    async with populated_log("bench_projections", events) as url:
         ours_seconds, ours_cpu = await rebuild(url)
         raw_cpu = time.process_time()
         raw_seconds = await raw_insert(url, events)
         raw_cpu = time.process_time() - raw_cpu
         amqp = await live_lag(url, rate, seconds)
         memory = await live_lag(url, rate, seconds, broker="memory://")
-    finally:
-        await drop_database(name)
     applied = await measure_apply(apply_batches)
     rebuilt, raw_run = (ours_seconds, ours_cpu), (raw_seconds, raw_cpu)
     _print_and_report(events, rate, seconds, rebuilt, raw_run, amqp, memory, applied)
