@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import signal
 import statistics
@@ -122,10 +123,25 @@ async def populate(store: EventStore, total: int) -> None:
     await asyncio.gather(*(writer(w) for w in range(WRITERS)))
 
 
-async def rebuild(url: str) -> tuple[float, float]:
-    """Seconds to rebuild both read models from position 0, swaps included: two
-    `chronicle replay` processes at once, as an operator would run them; and the CPU
-    seconds those processes used (start-up included)."""
+@dataclass(frozen=True)
+class Rebuild:
+    """Two `chronicle replay` processes run at once, as an operator would run them."""
+
+    seconds: float
+    """From their launch until both have exited: process start-up included."""
+    replay_seconds: float
+    """The longer replay's own time, from preparing its shadow tables to the swap: the
+    like-for-like figure, since the baseline's time too leaves out its setup (connection,
+    table, rows built in memory)."""
+    cpu: float
+    """CPU seconds of both processes, start-up included."""
+
+
+_REPLAY_TIME = re.compile(r" events in (\d+(?:\.\d+)?)s ")
+
+
+async def rebuild(url: str) -> Rebuild:
+    """Rebuild both read models from position 0, swaps included (see :class:`Rebuild`)."""
     env = {
         **os.environ,
         "CHRONICLE_EVENTSTORE_URL": url,
@@ -145,11 +161,16 @@ async def rebuild(url: str) -> tuple[float, float]:
     outputs = [await process.communicate() for process in processes]
     seconds = time.perf_counter() - started
     cpu = _children_cpu() - cpu
+    own = []
     for process, (out, _) in zip(processes, outputs, strict=True):
         print(f"  {out.decode().strip()}")
         if process.returncode != 0:
             raise RuntimeError(f"chronicle replay failed with {process.returncode}")
-    return seconds, cpu
+        found = _REPLAY_TIME.search(out.decode())
+        if found is None:
+            raise RuntimeError(f"chronicle replay printed no time: {out.decode()!r}")
+        own.append(float(found.group(1)))
+    return Rebuild(seconds, max(own), cpu)
 
 
 def _children_cpu() -> float:
@@ -410,9 +431,22 @@ async def populated_log(name: str, events: int) -> AsyncIterator[str]:
             print(f"log of {events:,} events written in {time.perf_counter() - started:.1f}s")
         finally:
             await store.close()
+        await settle(url)
         yield url
     finally:
         await drop_database(name)
+
+
+async def settle(url: str) -> None:
+    """Let the database finish the work that writing left behind before a measured
+    phase: the autovacuum of a freshly written log, and a checkpoint, would otherwise
+    land inside whichever phase runs next (a log being rebuilt has long been vacuumed)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
 
 
 async def lag_only(events: int, rate: float, seconds: float) -> None:
@@ -447,14 +481,15 @@ async def lag_only(events: int, rate: float, seconds: float) -> None:
 
 async def main(events: int, rate: float, seconds: float, apply_batches: int) -> None:
     async with populated_log("bench_projections", events) as url:
-        ours_seconds, ours_cpu = await rebuild(url)
+        rebuilt = await rebuild(url)
+        await settle(url)  # the same start for the baseline
         raw_cpu = time.process_time()
         raw_seconds = await raw_insert(url, events)
         raw_cpu = time.process_time() - raw_cpu
         amqp = await live_lag(url, rate, seconds)
         memory = await live_lag(url, rate, seconds, broker="memory://")
     applied = await measure_apply(apply_batches)
-    rebuilt, raw_run = (ours_seconds, ours_cpu), (raw_seconds, raw_cpu)
+    raw_run = (raw_seconds, raw_cpu)
     _print_and_report(events, rate, seconds, rebuilt, raw_run, amqp, memory, applied)
 
 
@@ -467,16 +502,17 @@ def _print_and_report(
     events: int,
     rate: float,
     seconds: float,
-    rebuilt: tuple[float, float],
+    rebuilt: Rebuild,
     raw_run: tuple[float, float],
     amqp: LiveRun,
     memory: LiveRun,
     applied: ApplyRun,
 ) -> None:
     """The table for a reader, then the one JSON line of the run."""
-    (ours_seconds, ours_cpu), (raw_seconds, raw_cpu) = rebuilt, raw_run
+    raw_seconds, raw_cpu = raw_run
     lags, appends, memory_lags = amqp.lags, amqp.appends, memory.lags
-    ours, raw = events / ours_seconds, events / raw_seconds
+    ours, raw = events / rebuilt.replay_seconds, events / raw_seconds
+    with_startup = events / rebuilt.seconds
     sent = rate * seconds
     relay_us = _us(amqp.relay_cpu, sent)
     pipeline = None if amqp.relay_cpu is None else amqp.cpu + amqp.appender_cpu + amqp.relay_cpu
@@ -487,10 +523,14 @@ def _print_and_report(
         "rebuild (a) and live lag (b), one run",
         [
             ("(a) raw batched INSERT", f"{events:,} rows", f"{raw_seconds:.2f}s", f"{raw:,.0f}"),
-            ("(a) rebuild 2 models", f"{events:,} events", f"{ours_seconds:.2f}s", f"{ours:,.0f}"),
+            ("(a) rebuild 2 models", f"{events:,} events", f"{rebuilt.replay_seconds:.2f}s",
+             f"{ours:,.0f}"),
             ("(a) ratio ours/raw", "target >= 0.25", "", f"{ours / raw:.3f}"),
+            ("    the same, start-up included", f"{events:,} events", f"{rebuilt.seconds:.2f}s",
+             f"{with_startup:,.0f}"),
+            ("    ratio with start-up", "", "", f"{with_startup / raw:.3f}"),
             ("    CPU per event, both replays", "start-up included", "",
-             f"{ours_cpu / events * 1e6:.0f} us"),
+             f"{rebuilt.cpu / events * 1e6:.0f} us"),
             ("    CPU per row, raw INSERT client", "", "", f"{raw_cpu / events * 1e6:.0f} us"),
             (f"(b) lag p50 at {rate:.0f}/s", f"{len(lags):,} samples", "", f"{p50:.1f} ms"),
             (f"(b) lag p99 at {rate:.0f}/s", "target <= 100 ms", "", f"{p99:.1f} ms"),
@@ -522,7 +562,9 @@ def _print_and_report(
         lag_samples=len(lags),
         memory_bus_lag_p50_ms=round(m50, 1),
         memory_bus_lag_p99_ms=round(m99, 1),
-        rebuild_cpu_us_per_event=round(ours_cpu / events * 1e6),
+        rebuild_seconds_with_startup=round(rebuilt.seconds, 2),
+        ratio_with_startup=round(with_startup / raw, 3),
+        rebuild_cpu_us_per_event=round(rebuilt.cpu / events * 1e6),
         lag_cpu_us_per_event=_us(amqp.cpu, sent),
         relay_cpu_us_per_event=relay_us,
         appender_cpu_us_per_event=_us(amqp.appender_cpu, sent),

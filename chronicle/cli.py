@@ -155,7 +155,7 @@ def replay_projection(
     async def run(stop: asyncio.Event) -> None:
         result = await replay(projection, stop, batch_size)
         typer.echo(
-            f"{result.projection}: {result.events} events in {result.seconds:.1f}s"
+            f"{result.projection}: {result.events} events in {result.seconds:.2f}s"
             f" ({result.events_per_second:,.0f}/s), swapped in at position {result.position}"
         )
 
