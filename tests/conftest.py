@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,3 +70,27 @@ async def store(store_url: str) -> AsyncIterator[EventStore]:
         yield opened
     finally:
         await opened.close()
+
+
+_GRACE = 2.0
+
+
+@pytest.fixture(autouse=True)
+async def no_task_left_behind(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail a test that leaves tasks running on its event loop once its fixtures are
+    torn down (after a grace period for tasks finishing by themselves): an unclosed
+    connection, say. Left alone, such a task is destroyed pending when the loop closes,
+    and the error surfaces at a random later test, at garbage collection."""
+    yield
+    me = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not me]
+    if not others:
+        return
+    _, pending = await asyncio.wait(others, timeout=_GRACE)
+    if not pending:
+        return
+    names = sorted(repr(task.get_coro()) for task in pending)
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending, timeout=_GRACE)
+    pytest.fail(f"{request.node.nodeid} left {len(pending)} task(s) running: {names}")

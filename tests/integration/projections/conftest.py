@@ -69,6 +69,7 @@ class Stack:
     bus: EventBus
     engine: AsyncEngine
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
+    parking_lots: list[AmqpParkingLot] = field(default_factory=list)
 
     @property
     def topology(self) -> Topology:
@@ -95,12 +96,14 @@ class Stack:
         self.start(relay.run)
 
     def projector(self, config: RunnerConfig = FAST) -> Projector:
+        parking = AmqpParkingLot(self.amqp_url, self.topology)
+        self.parking_lots.append(parking)  # closed with the stack, as the CLI closes it
         return Projector(
             bank_projections(),
             engine=self.engine,
             store=self.store,
             bus=self.bus,
-            parking=AmqpParkingLot(self.amqp_url, self.topology),
+            parking=parking,
             config=config,
         )
 
@@ -111,6 +114,9 @@ class Stack:
             for _, task in self.running:
                 await task
         self.running.clear()
+        for parking in self.parking_lots:
+            await parking.close()
+        self.parking_lots.clear()
 
     async def purge(self) -> int:
         """Purge the projector's queue; return how many messages it removed."""

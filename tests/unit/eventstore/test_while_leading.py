@@ -64,3 +64,4 @@ async def test_a_caller_cancelled_while_the_work_winds_down_stays_cancelled() ->
     with pytest.raises(asyncio.CancelledError):
         await leading
     assert leading.cancelled()
+    await asyncio.wait_for(wound_down.wait(), 5)  # the work still finished its own way
