@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 
+import httpx
 import pytest
 
 from commands.domain import account, transfer
@@ -52,19 +53,26 @@ async def balance(store: EventStore, account_id: str) -> int:
     return state.balance
 
 
-async def test_a_transfer_completes(api: Api) -> None:
+async def _requested(api: Api, funds: int, amount: int) -> tuple[str, str, str, httpx.Response]:
+    """Two new accounts, ``funds`` on the first, and a transfer of ``amount`` requested
+    through the API; their ids and the 202 response."""
     source, target = _id("acc"), _id("acc")
     await api.open(source)
     await api.open(target)
-    await api.deposit(source, 1_000)
+    await api.deposit(source, funds)
     transfer_id = _id("tr")
     response = await api.client.post(
         "/v1/transfers",
         json={"transfer_id": transfer_id, "from_account": source, "to_account": target,
-              "amount": 250},
+              "amount": amount},
     )  # fmt: skip
     assert response.status_code == 202
     assert response.headers["location"] == f"/v1/transfers/{transfer_id}"
+    return source, target, transfer_id, response
+
+
+async def test_a_transfer_completes(api: Api) -> None:
+    source, target, transfer_id, response = await _requested(api, 1_000, 250)
     assert await wait_for_end(api.store, transfer_id) == "TransferCompleted"
     assert await balance(api.store, source) == 750
     assert await balance(api.store, target) == 250
@@ -270,17 +278,7 @@ async def test_a_manager_failing_on_a_step_is_counted_and_the_replica_stays_read
     store = BrokenTransferFeed(inner)
     try:
         async with running_api(pg_url, auth=False, store=store) as api:
-            source, target = _id("acc"), _id("acc")
-            await api.open(source)
-            await api.open(target)
-            await api.deposit(source, 10)
-            transfer_id = _id("tr")
-            response = await api.client.post(
-                "/v1/transfers",
-                json={"transfer_id": transfer_id, "from_account": source, "to_account": target,
-                      "amount": 10},
-            )  # fmt: skip
-            assert response.status_code == 202
+            _, target, transfer_id, _ = await _requested(api, 10, 10)
 
             async def failures() -> float:
                 text = (await api.client.get("/metrics")).text
