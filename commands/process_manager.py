@@ -116,11 +116,6 @@ class TransferProcessManager:
         finished)."""
         return self._handled
 
-    @property
-    def failures(self) -> int:
-        """Failures in a row on the current step (0 once it goes through)."""
-        return self._failures
-
     async def run(self) -> None:
         """Lead, or stand by while another replica's manager leads, forever."""
         never = asyncio.Event()
